@@ -1,0 +1,1 @@
+"""Scoregate's benchmarks: ``python -m perf run SUITE [--quick]``. See :mod:`perf.harness`."""

@@ -1,0 +1,43 @@
+"""Engine: models by name, the unknown-model error, loading a directory of versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway.engine import Engine
+from gateway.errors import ModelLoadError, ModelNotFoundError
+
+
+def test_loads_highest_version_per_model_and_scores(tmp_path: Path, logistic: tuple[bytes, np.ndarray, float]) -> None:
+    for name, versions in {"pctr": ("1", "2", "10"), "pcvr": ("1",)}.items():
+        for v in versions:
+            (tmp_path / name / v).mkdir(parents=True)
+            (tmp_path / name / v / "model.onnx").write_bytes(logistic[0])
+    engine = Engine.from_directory(tmp_path)
+    assert engine.names() == ("pcvr", "pctr") or engine.names() == ("pctr", "pcvr")
+    assert len(engine) == 2
+    x = np.zeros((3, 16), np.float32)
+    out = np.empty(3, np.float32)
+    assert engine.score("pctr", x, out) is out
+    np.testing.assert_allclose(out, 1 / (1 + np.exp(1.0)), rtol=1e-6)
+
+
+def test_unknown_model_names_the_loaded_ones(tmp_path: Path, logistic: tuple[bytes, np.ndarray, float]) -> None:
+    (tmp_path / "pctr" / "1").mkdir(parents=True)
+    (tmp_path / "pctr" / "1" / "model.onnx").write_bytes(logistic[0])
+    engine = Engine.from_directory(tmp_path)
+    with pytest.raises(ModelNotFoundError, match="unknown model 'pctx'; loaded: pctr") as info:
+        engine.score("pctx", np.zeros((1, 16), np.float32))
+    assert info.value.model == "pctx"
+    # and the engine keeps serving
+    assert engine.score("pctr", np.zeros((1, 16), np.float32)).shape == (1,)
+
+
+def test_corrupt_model_in_directory_fails_load_clearly(tmp_path: Path) -> None:
+    (tmp_path / "broken" / "1").mkdir(parents=True)
+    (tmp_path / "broken" / "1" / "model.onnx").write_bytes(b"garbage")
+    with pytest.raises(ModelLoadError, match="cannot load model 'broken'"):
+        Engine.from_directory(tmp_path)

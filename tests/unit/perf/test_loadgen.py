@@ -1,0 +1,55 @@
+"""The open-loop generator measures from the intended send time: no coordinated omission."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from perf.loadgen import OpenLoop
+
+
+class FakeTime:
+    """A clock that moves 1 µs per reading and jumps on sleep() or when an op 'works'."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.lock = threading.Lock()
+
+    def clock(self) -> int:
+        with self.lock:
+            self.now += 1_000
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(int(seconds * 1e9))
+
+    def advance(self, ns: int) -> None:
+        with self.lock:
+            self.now += ns
+
+
+def test_stall_is_charged_to_every_request_due_during_it() -> None:
+    t = FakeTime()
+    calls = 0
+
+    def op() -> None:
+        nonlocal calls
+        calls += 1
+        t.advance(20_000_000 if calls == 50 else 50_000)  # one 20 ms stall, otherwise 50 µs
+
+    m = OpenLoop(rate_per_s=1000).run(op, 0.2, clock=t.clock, sleep=t.sleep)
+    lat = list(m.latencies_ns)
+    assert len(lat) == 200 and calls == 200
+    assert max(lat[:49]) < 200_000  # before the stall: ~50 µs each
+    assert lat[49] >= 20_000_000  # the stalled call itself
+    # requests due 1, 2, ... ms after the stall began waited for it: a closed loop would miss this
+    assert lat[50] >= 18_000_000 and lat[55] >= 13_000_000 and lat[60] >= 8_000_000
+    assert max(lat[80:]) < 200_000  # recovered: 20 ms of backlog drains at ~950 µs per request
+
+
+def test_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="rate_per_s"):
+        OpenLoop(0)
+    with pytest.raises(ValueError, match="workers"):
+        OpenLoop(10, workers=0)
