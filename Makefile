@@ -56,6 +56,7 @@ test-java: $(STAMPS)/maven
 
 lint: $(STAMPS)/venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 test-python: setup

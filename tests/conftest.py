@@ -1,0 +1,23 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_SEED = 0
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built demo (``build/demo`` as ``make setup`` leaves it), or a fresh build when that is absent."""
+    from models.demo import build_demo, is_complete
+
+    default = ROOT / "build" / "demo"
+    if is_complete(default, seed=DEMO_SEED):
+        return default
+    root = tmp_path_factory.mktemp("demo")
+    build_demo(root, seed=DEMO_SEED, progress=False)
+    return root
