@@ -75,14 +75,20 @@ def plot_percentiles(results: Sequence[Result], path: str | os.PathLike[str], ti
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    fig, ax = plt.subplots(figsize=(10, 6))
     xs = [1.0 / (1.0 - p / 100.0) for p in _PERCENTILES]
+    # One colour per parameter set, one line style per case name: side-by-side cases share a colour.
+    param_keys = list(dict.fromkeys(_params_label(r) for r in results))
+    names = list(dict.fromkeys(r.name for r in results))
+    cmap = plt.get_cmap("tab20" if len(param_keys) > 10 else "tab10")
+    styles = ["-", "--", ":", "-."]
     for r in results:
         if r.n == 0:
             continue
         ys = [r.percentile_us(p) for p in _PERCENTILES]
-        label = f"{r.name} " + ",".join(f"{k}={v}" for k, v in r.params.items())
-        ax.plot(xs, ys, marker="o", label=label)
+        color = cmap(param_keys.index(_params_label(r)) % cmap.N)
+        style = styles[names.index(r.name) % len(styles)]
+        ax.plot(xs, ys, marker="o", markersize=3, color=color, linestyle=style, label=f"{r.name} {_params_label(r)}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks(xs)
@@ -90,8 +96,12 @@ def plot_percentiles(results: Sequence[Result], path: str | os.PathLike[str], ti
     ax.set_ylabel("latency (µs)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", ncol=2)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _params_label(r: Result) -> str:
+    return ",".join(f"{k}={v}" for k, v in r.params.items())
