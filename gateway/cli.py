@@ -3,7 +3,11 @@
 Commands::
 
     demo      load the demo models and drive ad-request traffic, printing live figures
+    serve     host a Java program in process (JPype): it scores through ModelGateways.get()
     models    list the models in a directory with their signatures
+
+This module is where the gateway is assembled from its transports, so it alone imports
+``jvm_bridge`` (lazily, inside the command that needs it); the scoring core never does.
 """
 
 from __future__ import annotations
@@ -34,6 +38,21 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--threads", type=int, default=2, help="request threads (default %(default)s)")
     demo.add_argument("--candidates", type=int, default=200, help="candidate ads per request (default %(default)s)")
 
+    serve = sub.add_parser(
+        "serve",
+        help="start a JVM in this process, serve the models to it, and run a Java main class",
+        description="Start a JVM in this process (JPype), load the models, register the gateway so that Java code "
+        "obtains it with ModelGateways.get(), then run the Java main class with the remaining arguments. "
+        "Exits with the Java program.",
+    )
+    serve.add_argument("--jvm-main", required=True, metavar="CLASS", help="fully qualified Java main class")
+    serve.add_argument("--classpath", default="", help="extra classpath entries, separated by ':'")
+    serve.add_argument("--models", type=Path, default=DEFAULT_DEMO_DIR / "models", help="model directory (%(default)s)")
+    serve.add_argument("--workers", type=int, default=2, help="Python scoring threads (default %(default)s)")
+    serve.add_argument("--max-delay-us", type=float, default=0.0, help="batching delay (default %(default)s: none)")
+    serve.add_argument("--jvm-arg", action="append", default=[], help="JVM option, repeatable (e.g. -Xmx2g)")
+    serve.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the Java main class (after --)")
+
     models = sub.add_parser("models", help="list the models in a directory and their signatures")
     models.add_argument(
         "directory", type=Path, nargs="?", default=DEFAULT_DEMO_DIR / "models", help="default %(default)s"
@@ -51,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         summary = run_demo(DemoOptions(args.demo_dir, args.duration, args.threads, args.candidates))
         return 1 if summary.requests == 0 else 0
+    if args.command == "serve":
+        return _serve(args)
     if args.command == "models":
         from gateway.engine import Engine
 
@@ -59,6 +80,19 @@ def main(argv: list[str] | None = None) -> int:
             print(repr(engine.runtime(name)))
         return 0
     return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.engine import Engine
+    from jvm_bridge.inprocess import InProcessHost, InProcessOptions
+    from jvm_bridge.jvm import start_jvm
+
+    engine = Engine.from_directory(args.models)
+    start_jvm([p for p in args.classpath.split(":") if p], args.jvm_arg)
+    java_args = args.args[1:] if args.args[:1] == ["--"] else args.args
+    with InProcessHost(engine, InProcessOptions(workers=args.workers, max_delay_us=args.max_delay_us)) as host:
+        host.run_main(args.jvm_main, java_args)
+    return 0
 
 
 if __name__ == "__main__":

@@ -46,7 +46,9 @@ class Engine:
             if not versions:
                 continue
             latest = max(versions, key=lambda v: (v.name.isdigit(), int(v.name) if v.name.isdigit() else 0, v.name))
-            engine.add(ModelRuntime.load(latest / "model.onnx", name=model_dir.name, options=options))
+            engine.add(
+                ModelRuntime.load(latest / "model.onnx", name=model_dir.name, version=latest.name, options=options)
+            )
         return engine
 
     def add(self, runtime: ModelRuntime) -> None:

@@ -147,8 +147,10 @@ class _ThreadState:
 class ModelRuntime:
     """A loaded ONNX model with strict input checking and zero-copy scoring. See module doc."""
 
-    def __init__(self, session: ort.InferenceSession, name: str, options: RuntimeOptions) -> None:
+    def __init__(self, session: ort.InferenceSession, name: str, options: RuntimeOptions, version: str = "") -> None:
         self.name = name
+        #: The version this runtime serves ("" when loaded outside a versioned store).
+        self.version = version
         self.options = options
         self._session: ort.InferenceSession | None = session
         self.inputs = _signature(session.get_inputs())
@@ -170,6 +172,7 @@ class ModelRuntime:
         model: str | os.PathLike[str] | bytes,
         *,
         name: str | None = None,
+        version: str = "",
         options: RuntimeOptions | None = None,
     ) -> ModelRuntime:
         """Load an ONNX model from a path or from serialized bytes.
@@ -204,7 +207,7 @@ class ModelRuntime:
         except Exception as exc:  # ONNX Runtime raises its own pybind exception types
             raise ModelLoadError(name, f"ONNX Runtime rejected the model: {exc}") from exc
         try:
-            return cls(session, name, options)
+            return cls(session, name, options, version)
         except ValueError as exc:
             raise ModelLoadError(name, str(exc)) from exc
 

@@ -11,6 +11,7 @@ __all__ = ["SUITES", "load_suite"]
 
 SUITES: dict[str, str] = {
     "scoring": "perf.suites.scoring",
+    "bridge": "perf.suites.bridge",
 }
 
 

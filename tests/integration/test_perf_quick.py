@@ -44,3 +44,37 @@ def test_scoring_suite_quick(tmp_path: Path, demo_dir: Path) -> None:
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     open_loop = next(r for r in doc["results"] if r["name"] == "runtime_open_loop")
     assert open_loop["throughput_per_s"] == pytest.approx(2000, rel=0.2)
+
+
+@pytest.mark.slow
+def test_bridge_suite_quick(tmp_path: Path) -> None:
+    out = tmp_path / "bridge.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "perf", "run", "bridge", "--quick", "--json", str(out), "--no-progress"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    figures = doc["figures"]
+    for name in ("bridge_over_floor_p50_b256", "bridge_tput_t32_over_t1", "bridge_p99_over_p50_t32"):
+        assert figures[name] > 0, name
+    # No collapse as Java threads are added (the naive per-call design loses a third at 8 threads).
+    assert figures["bridge_tput_t32_over_t1"] >= 1.0
+    threads = {r["params"]["threads"]: r for r in doc["results"] if r["name"] == "bridge" and r["params"]["batch"] == 1}
+    assert set(threads) == {1, 8, 32} and all(r["n"] > 100 for r in threads.values())
+
+
+@pytest.mark.slow
+def test_bridge_stress_short(demo_dir: Path, tmp_path: Path) -> None:
+    """The CI variant of the 1M-call stress: 64 Java threads, 3 models, every output checked."""
+    out = tmp_path / "stress.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "perf.stress", "--calls", "30000", "--threads", "64",
+         "--demo-dir", str(demo_dir), "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["calls"] == 30000 and doc["errors"] == 0 and doc["mismatches"] == 0
+    assert doc["requests_per_onnx_run"] > 1.0  # concurrent calls were micro-batched
+    assert doc["rss_after_mb"] < doc["rss_before_mb"] + 200

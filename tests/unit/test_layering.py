@@ -32,9 +32,10 @@ def test_model_and_feature_side_never_import_the_request_side(package: str) -> N
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
-def test_gateway_never_imports_jvm_bridge() -> None:
+def test_gateway_never_imports_jvm_bridge_except_where_it_is_assembled() -> None:
+    """gateway/cli.py assembles the server from its transports (STYLE: "the server that assembles them")."""
     offenders = {str(p.relative_to(ROOT)) for p in _sources("gateway") if "jvm_bridge" in _imports(p)}
-    assert offenders == set()
+    assert offenders <= {"gateway/cli.py"}
 
 
 def test_scoring_core_never_imports_transport_libraries() -> None:

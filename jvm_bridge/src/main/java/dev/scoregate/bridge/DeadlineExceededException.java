@@ -16,7 +16,20 @@ public class DeadlineExceededException extends ScoregateException {
     }
 
     public DeadlineExceededException(String modelName, String detail, Throwable cause) {
-        super(modelName, describeModel(modelName) + ": deadline exceeded: " + detail, cause);
+        this(modelName, cause, describeModel(modelName) + ": deadline exceeded: " + detail);
+    }
+
+    /** Takes the finished message; the public constructors format it. */
+    private DeadlineExceededException(String modelName, Throwable cause, String message) {
+        super(modelName, message, cause);
+    }
+
+    /**
+     * For transports: an error the Python gateway reported, with its message kept verbatim (Python's message
+     * already says which model and where the time went, in the same words as this class's).
+     */
+    public static DeadlineExceededException fromGateway(String modelName, String message) {
+        return new DeadlineExceededException(modelName, null, message);
     }
 
     /** For a transport that noticed the deadline itself: {@code "passed 1.250 ms before the call"}. */

@@ -37,9 +37,13 @@ public final class FeatureArena {
     /** Alignment, in bytes, of every slot's start relative to the arena's base address: one cache line. */
     public static final int SLOT_ALIGNMENT = 64;
 
+    /** {@link #registrationId()} of an arena no gateway registered. */
+    public static final int UNREGISTERED = -1;
+
     private static final AtomicLong NEXT_ID = new AtomicLong(1);
 
     private final long id;
+    private final int registrationId;
     private final int slotCount;
     private final int maxRows;
     private final int featureCount;
@@ -48,9 +52,10 @@ public final class FeatureArena {
     private final ByteBuffer buffer;
     private final ArrayBlockingQueue<Region> free;
 
-    private FeatureArena(ByteBuffer buffer, int slotCount, int maxRows, int featureCount, int featureBytes,
-                         int slotStride) {
+    private FeatureArena(ByteBuffer buffer, int registrationId, int slotCount, int maxRows, int featureCount,
+                         int featureBytes, int slotStride) {
         this.id = NEXT_ID.getAndIncrement();
+        this.registrationId = registrationId;
         this.buffer = buffer;
         this.slotCount = slotCount;
         this.maxRows = maxRows;
@@ -70,11 +75,30 @@ public final class FeatureArena {
      * @throws IllegalArgumentException if a count is not positive or the arena would exceed 2 GiB
      */
     public static FeatureArena allocate(int slotCount, int maxRows, int featureCount) {
+        return allocateAligned(slotCount, maxRows, featureCount, UNREGISTERED);
+    }
+
+    /**
+     * For transports: allocates an arena that a gateway knows by the small number {@code registrationId}, so that
+     * its Python side maps the whole buffer once and then finds a request by (registration, offset). Ad servers get
+     * such arenas from their gateway (e.g. {@code InProcessGateway.newArena}), not from here. The gateway checks that
+     * the arena it registered under that number is this very instance, so a number alone confers nothing.
+     *
+     * @throws IllegalArgumentException if {@code registrationId < 0}, or as {@link #allocate(int, int, int)}
+     */
+    public static FeatureArena allocateRegistered(int slotCount, int maxRows, int featureCount, int registrationId) {
+        if (registrationId < 0) {
+            throw new IllegalArgumentException("registrationId must be >= 0, got " + registrationId);
+        }
+        return allocateAligned(slotCount, maxRows, featureCount, registrationId);
+    }
+
+    private static FeatureArena allocateAligned(int slotCount, int maxRows, int featureCount, int registrationId) {
         int[] layout = layout(slotCount, maxRows, featureCount);
         ByteBuffer raw = ByteBuffer.allocateDirect(layout[2] + SLOT_ALIGNMENT - 1);
         // alignedSlice() (like every slice) comes back BIG_ENDIAN: set the order on what we keep.
         ByteBuffer aligned = raw.alignedSlice(SLOT_ALIGNMENT).limit(layout[2]).slice().order(ByteOrder.nativeOrder());
-        return new FeatureArena(aligned, slotCount, maxRows, featureCount, layout[0], layout[1]);
+        return new FeatureArena(aligned, registrationId, slotCount, maxRows, featureCount, layout[0], layout[1]);
     }
 
     /**
@@ -99,7 +123,7 @@ public final class FeatureArena {
                     + " slots of " + maxRows + " rows x " + featureCount + " features need " + layout[2]);
         }
         ByteBuffer view = memory.slice(0, layout[2]).order(ByteOrder.nativeOrder());
-        return new FeatureArena(view, slotCount, maxRows, featureCount, layout[0], layout[1]);
+        return new FeatureArena(view, UNREGISTERED, slotCount, maxRows, featureCount, layout[0], layout[1]);
     }
 
     /** Bytes an arena of this shape occupies: {@code slotCount * slotStrideBytes}. */
@@ -179,6 +203,14 @@ public final class FeatureArena {
     }
 
     /**
+     * The number a gateway registered this arena under ({@link #allocateRegistered}), or {@value #UNREGISTERED}.
+     * Unique only within that gateway.
+     */
+    public int registrationId() {
+        return registrationId;
+    }
+
+    /**
      * The whole arena, from its (aligned) base: what the Python side maps once. A new view each call (native order,
      * position 0); the memory is shared with every slot.
      */
@@ -211,7 +243,7 @@ public final class FeatureArena {
     @Override
     public String toString() {
         return "FeatureArena#" + id + "[" + slotCount + " slots of " + maxRows + " rows x " + featureCount
-                + " features]";
+                + " features" + (registrationId == UNREGISTERED ? "" : ", registered as " + registrationId) + "]";
     }
 
     /** One slot's memory, views and lease stamp; lives as long as the arena. */

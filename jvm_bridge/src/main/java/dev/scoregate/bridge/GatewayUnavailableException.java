@@ -15,6 +15,19 @@ public class GatewayUnavailableException extends ScoregateException {
      * @param modelName the model the request named, if the failure was seen while serving one; else {@code null}
      */
     public GatewayUnavailableException(String modelName, String message, Throwable cause) {
-        super(modelName, modelName == null ? message : describeModel(modelName) + ": " + message, cause);
+        this(modelName, cause, modelName == null ? message : describeModel(modelName) + ": " + message);
+    }
+
+    /** Takes the finished message; the public constructors format it. */
+    private GatewayUnavailableException(String modelName, Throwable cause, String message) {
+        super(modelName, message, cause);
+    }
+
+    /**
+     * For transports: an error the Python gateway reported, with its message kept verbatim (Python's message
+     * already says what is down, in the same words as this class's).
+     */
+    public static GatewayUnavailableException fromGateway(String modelName, String message) {
+        return new GatewayUnavailableException(modelName, null, message);
     }
 }

@@ -24,8 +24,21 @@ public class InvalidInputException extends ScoregateException {
     }
 
     public InvalidInputException(String modelName, String inputName, String problem, Throwable cause) {
-        super(modelName, message(modelName, inputName, problem), cause);
+        this(modelName, inputName, cause, message(modelName, inputName, problem));
+    }
+
+    /** Takes the finished message; the public constructors format it. */
+    private InvalidInputException(String modelName, String inputName, Throwable cause, String message) {
+        super(modelName, message, cause);
         this.inputName = inputName;
+    }
+
+    /**
+     * For transports: an error the Python gateway reported, with its message kept verbatim (Python's message
+     * already says the model, the input and the problem, in the same words as this class's).
+     */
+    public static InvalidInputException fromGateway(String modelName, String message) {
+        return new InvalidInputException(modelName, null, null, message);
     }
 
     /** The input at fault, when the problem is about one input. */

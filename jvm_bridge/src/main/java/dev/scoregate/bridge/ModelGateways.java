@@ -47,6 +47,7 @@ public final class ModelGateways {
      * @throws GatewayUnavailableException if none is registered (the Python host has not started, or has stopped)
      */
     public static ModelGateway get() {
+        // One volatile read (AtomicReference.get): this sits on every request of an ad server that looks it up.
         ModelGateway gateway = CURRENT.get();
         if (gateway == null) {
             throw new GatewayUnavailableException("no ModelGateway is registered: the Scoregate host registers one "

@@ -13,8 +13,21 @@ public class UnknownModelException extends ScoregateException {
      * @param loaded    the models the gateway does serve, for the message; may be empty
      */
     public UnknownModelException(String modelName, List<String> loaded) {
-        super(modelName, message(modelName, loaded));
+        this(modelName, loaded, message(modelName, loaded));
+    }
+
+    /** Takes the finished message; the public constructor formats it. */
+    private UnknownModelException(String modelName, List<String> loaded, String message) {
+        super(modelName, message);
         this.loaded = List.copyOf(loaded);
+    }
+
+    /**
+     * For transports: an error the Python gateway reported, with its message kept verbatim (Python's message
+     * already says which model and what is loaded, in the same words as this class's).
+     */
+    public static UnknownModelException fromGateway(String modelName, String message, List<String> loaded) {
+        return new UnknownModelException(modelName, loaded, message);
     }
 
     /** The models the gateway reported as loaded when this was thrown (possibly empty: not every transport knows). */

@@ -216,6 +216,16 @@ class FeatureArenaTest {
     }
 
     @Test
+    void registeredArenasKnowTheirRegistration() {
+        assertEquals(FeatureArena.UNREGISTERED, arena.registrationId());
+        FeatureArena registered = FeatureArena.allocateRegistered(2, MAX_ROWS, FEATURES, 3);
+        assertEquals(3, registered.registrationId());
+        assertEquals(0, registered.buffer().alignmentOffset(0, FeatureArena.SLOT_ALIGNMENT));
+        assertTrue(registered.toString().endsWith("registered as 3]"), registered.toString());
+        assertThrows(IllegalArgumentException.class, () -> FeatureArena.allocateRegistered(1, 1, 1, -1));
+    }
+
+    @Test
     void allocateRejectsBadShapes() {
         assertThrows(IllegalArgumentException.class, () -> FeatureArena.allocate(0, 1, 1));
         assertThrows(IllegalArgumentException.class, () -> FeatureArena.allocate(1, 0, 1));

@@ -58,4 +58,20 @@ class ScoregateExceptionTest {
         assertSame(cause, e.getCause());
         assertEquals(Optional.empty(), new GatewayUnavailableException("down").modelName());
     }
+
+    @Test
+    void fromGatewayKeepsThePythonMessageVerbatim() {
+        String python = "model 'ctr' input 'features': expected 64 features, got 63";
+        InvalidInputException invalid = InvalidInputException.fromGateway("ctr@7", python);
+        assertEquals(python, invalid.getMessage());
+        assertEquals(Optional.of("ctr@7"), invalid.modelName());
+        assertEquals(Optional.empty(), invalid.inputName());
+        UnknownModelException unknown = UnknownModelException.fromGateway("x", "unknown model 'x'", List.of("ctr"));
+        assertEquals("unknown model 'x'", unknown.getMessage());
+        assertEquals(List.of("ctr"), unknown.loaded());
+        assertEquals("late", DeadlineExceededException.fromGateway("ctr", "late").getMessage());
+        GatewayUnavailableException down = GatewayUnavailableException.fromGateway("ctr", "down");
+        assertEquals("down", down.getMessage());
+        assertEquals(Optional.of("ctr"), down.modelName());
+    }
 }

@@ -1,0 +1,348 @@
+package dev.scoregate.bridge.inprocess;
+
+import dev.scoregate.bridge.DeadlineExceededException;
+import dev.scoregate.bridge.FeatureArena;
+import dev.scoregate.bridge.GatewayUnavailableException;
+import dev.scoregate.bridge.InvalidInputException;
+import dev.scoregate.bridge.ModelGateway;
+import dev.scoregate.bridge.ModelId;
+import dev.scoregate.bridge.ScoreRequest;
+import dev.scoregate.bridge.ScoreResult;
+import dev.scoregate.bridge.ScoregateException;
+import dev.scoregate.bridge.UnknownModelException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The Java half of the in-process (JPype) transport: a {@link ModelGateway} whose request threads never call into
+ * Python. {@link #score} checks a request against its model's {@link ModelSpec}, queues it, and parks the calling
+ * thread until a lane completes it or its deadline passes. Python worker threads each own a {@link WorkerLane} and
+ * call into Java to take batches, score them with ONNX Runtime on the direct buffers, and complete them.
+ *
+ * <h2>Contract</h2>
+ * <ol>
+ *   <li>Thread-safe: any number of request threads; each lane belongs to one Python worker ({@link WorkerLane}).</li>
+ *   <li>Admission is bounded: beyond {@link Options#queueCapacity()} requests queued and not yet taken, {@code score}
+ *       fails at once with {@link GatewayUnavailableException} ("overloaded") instead of queueing.</li>
+ *   <li>A request whose deadline passes while queued is withdrawn and fails with {@link DeadlineExceededException};
+ *       no worker ever sees it. One being scored from staging is abandoned (its buffers are never written after).
+ *       One being scored in place, in its own arena slot, is waited for: Python writes that slot while it runs.</li>
+ *   <li>{@link #scoreAsync} futures are completed on the worker's thread (a Python worker's), or, when the deadline
+ *       passes first, on the JDK's {@link CompletableFuture#delayedExecutor} thread (as {@code orTimeout} does).
+ *       Dependent stages added with non-async methods run there and hold that thread up: attach with the
+ *       {@code *Async} variants, or {@code join}.</li>
+ *   <li>{@link #close()} fails every queued and every later request with {@link GatewayUnavailableException} and
+ *       makes {@link WorkerLane#take} return -1. Batches already taken complete normally. Registering with
+ *       {@link dev.scoregate.bridge.ModelGateways} is the host's job.</li>
+ * </ol>
+ *
+ * <p>Request threads wait with {@link java.util.concurrent.locks.LockSupport#parkNanos}; the lane unparks them. The
+ * queue is described on the package-private {@code RequestQueue}: one short lock for linking, never held while
+ * copying or scoring.
+ */
+public final class InProcessGateway implements ModelGateway, AutoCloseable {
+
+    /**
+     * How the gateway queues and batches.
+     *
+     * @param workers        lanes, one per Python worker thread; default {@value #DEFAULT_WORKERS}
+     * @param maxBatchRows   most rows one batch (one ONNX Runtime run) carries; also the most rows one request may
+     *                       have; default {@value #DEFAULT_MAX_BATCH_ROWS}
+     * @param maxDelayNanos  how long a lane holding fewer than maxBatchRows rows may wait for more requests of the
+     *                       same model (never past a member's deadline); default 0: never wait to fill a batch
+     * @param queueCapacity  requests queued and not yet taken beyond which {@code score} fails fast as overloaded;
+     *                       default {@value #DEFAULT_QUEUE_CAPACITY}
+     */
+    public record Options(int workers, int maxBatchRows, long maxDelayNanos, int queueCapacity) {
+        public static final int DEFAULT_WORKERS = 2;
+        public static final int DEFAULT_MAX_BATCH_ROWS = 1024;
+        public static final int DEFAULT_QUEUE_CAPACITY = 8192;
+
+        public Options {
+            if (workers <= 0 || maxBatchRows <= 0 || maxDelayNanos < 0 || queueCapacity <= 0) {
+                throw new IllegalArgumentException("workers, maxBatchRows and queueCapacity must be > 0 and "
+                        + "maxDelayNanos >= 0, got " + workers + ", " + maxBatchRows + ", " + maxDelayNanos + ", "
+                        + queueCapacity);
+            }
+        }
+
+        public static Options defaults() {
+            return new Options(DEFAULT_WORKERS, DEFAULT_MAX_BATCH_ROWS, 0, DEFAULT_QUEUE_CAPACITY);
+        }
+
+        public Options withWorkers(int workers) {
+            return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity);
+        }
+
+        public Options withMaxBatchRows(int maxBatchRows) {
+            return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity);
+        }
+
+        public Options withMaxDelayNanos(long maxDelayNanos) {
+            return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity);
+        }
+
+        public Options withQueueCapacity(int queueCapacity) {
+            return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity);
+        }
+    }
+
+    private static final Failure CLOSED = model -> new GatewayUnavailableException(model,
+            "the in-process gateway closed before a worker took the request; never scored", null);
+
+    private final ModelSpec[] specs;
+    private final ModelId[] servedBy;
+    /** Both {@code name@version} and, for the first spec of each name, the bare name. */
+    private final Map<ModelId, Integer> index;
+    private final List<String> names;
+    private final List<String> loaded;
+    private final Options options;
+    private final RequestQueue queue;
+    private final WorkerLane[] lanes;
+    /** Copy on write: the index is the registration id. */
+    private volatile FeatureArena[] arenas = new FeatureArena[0];
+    private volatile boolean closed;
+    /** Orders newArena against close (a private lock: the gateway object itself is shared with callers). */
+    private final Object lifecycle = new Object();
+
+    /**
+     * @param models  the served models, in the order whose positions lanes report as model index. Several versions
+     *                of one name may be listed; a request that names no version gets the first listed.
+     * @param options queueing and batching
+     * @throws IllegalArgumentException if {@code models} is empty or lists a {@code name@version} twice, or a
+     *                                  lane's staging buffer would exceed 2 GiB
+     */
+    public InProcessGateway(List<ModelSpec> models, Options options) {
+        this.options = Objects.requireNonNull(options, "options");
+        this.specs = List.copyOf(models).toArray(new ModelSpec[0]);
+        if (specs.length == 0) {
+            throw new IllegalArgumentException("an InProcessGateway needs at least one model");
+        }
+        this.servedBy = new ModelId[specs.length];
+        this.index = new HashMap<>();
+        LinkedHashSet<String> distinctNames = new LinkedHashSet<>();
+        List<String> ids = new ArrayList<>();
+        int maxFeatures = 0;
+        int maxWidth = 0;
+        for (int i = 0; i < specs.length; i++) {
+            ModelSpec spec = specs[i];
+            servedBy[i] = spec.id();
+            if (index.put(servedBy[i], i) != null) {
+                throw new IllegalArgumentException("model " + servedBy[i] + " is listed twice");
+            }
+            index.putIfAbsent(new ModelId(spec.name(), null), i);
+            distinctNames.add(spec.name());
+            ids.add(servedBy[i].toString());
+            maxFeatures = Math.max(maxFeatures, spec.features());
+            maxWidth = Math.max(maxWidth, spec.outputWidth());
+        }
+        this.names = List.copyOf(distinctNames);
+        this.loaded = List.copyOf(ids);
+        this.queue = new RequestQueue(specs.length, options.workers(), options.queueCapacity(),
+                options.maxBatchRows(), options.maxDelayNanos());
+        this.lanes = new WorkerLane[options.workers()];
+        for (int i = 0; i < lanes.length; i++) {
+            lanes[i] = new WorkerLane(this, queue, i, options.maxBatchRows(), maxFeatures, maxWidth);
+        }
+    }
+
+    /** With {@link Options#defaults()}. */
+    public InProcessGateway(List<ModelSpec> models) {
+        this(models, Options.defaults());
+    }
+
+    @Override
+    public ScoreResult score(ScoreRequest request) {
+        return admit(request, Thread.currentThread(), null).await(queue);
+    }
+
+    @Override
+    public CompletableFuture<ScoreResult> scoreAsync(ScoreRequest request) {
+        CompletableFuture<ScoreResult> future = new CompletableFuture<>();
+        try {
+            Pending pending = admit(request, null, future);
+            long remaining = pending.deadline() - System.nanoTime();
+            // Runs on the JDK's delayer thread, as orTimeout's tasks do: the default executor would be a new
+            // thread per task on machines with fewer than 3 cores. Usually the request is done by then: a no-op.
+            CompletableFuture.delayedExecutor(Math.max(0, remaining), TimeUnit.NANOSECONDS, Runnable::run)
+                    .execute(() -> pending.expireAsync(queue));
+        } catch (ScoregateException e) {
+            future.completeExceptionally(e);
+        }
+        return future;
+    }
+
+    /** Checks {@code request} against its model and queues it; throws what the caller should see. */
+    private Pending admit(ScoreRequest request, Thread waiter, CompletableFuture<ScoreResult> future) {
+        Objects.requireNonNull(request, "request");
+        ModelId named = request.model();
+        if (closed) {
+            throw closed(named.toString());
+        }
+        Integer model = index.get(named);
+        if (model == null) {
+            throw new UnknownModelException(named.toString(), loaded);
+        }
+        ModelSpec spec = specs[model];
+        if (request.featureCount() != spec.features()) {
+            throw new InvalidInputException(named.toString(), "features", "expected " + spec.features()
+                    + " features per row, got " + request.featureCount());
+        }
+        if (request.rows() > options.maxBatchRows()) {
+            throw new InvalidInputException(named.toString(), "rows", request.rows() + " rows exceed maxBatchRows "
+                    + options.maxBatchRows() + " of this gateway; split the request");
+        }
+        long scoreBytes = (long) request.rows() * spec.outputWidth() * Float.BYTES;
+        if (request.scoreBuffer().capacity() < scoreBytes) {
+            throw new InvalidInputException(named.toString(), "scores", "score buffer holds "
+                    + request.scoreBuffer().capacity() + " bytes but " + request.rows() + " rows x "
+                    + spec.outputWidth() + " outputs x 4 bytes needs " + scoreBytes);
+        }
+        long now = System.nanoTime();
+        if (request.remainingNanos(now) <= 0) {
+            throw DeadlineExceededException.overrun(named.toString(), -request.remainingNanos(now),
+                    "before the request was queued");
+        }
+        int arenaId = -1;
+        int featureOffset = 0;
+        int scoreOffset = 0;
+        Optional<FeatureArena.Slot> slot = request.slot();
+        if (slot.isPresent() && isRegistered(slot.get().arena())) {
+            arenaId = slot.get().arena().registrationId();
+            featureOffset = slot.get().offset();
+            scoreOffset = slot.get().scoresOffset();
+        }
+        Pending pending = new Pending(request, model, servedBy[model], now, arenaId, featureOffset, scoreOffset,
+                waiter, future);
+        int admitted = queue.offer(pending);
+        if (admitted == RequestQueue.OVERLOADED) {
+            throw new GatewayUnavailableException(named.toString(), "overloaded: " + options.queueCapacity()
+                    + " requests are queued (queueCapacity); shed load or add workers", null);
+        }
+        if (admitted == RequestQueue.CLOSED) {
+            throw closed(named.toString());
+        }
+        return pending;
+    }
+
+    private boolean isRegistered(FeatureArena arena) {
+        FeatureArena[] registered = arenas;
+        int id = arena.registrationId();
+        return id >= 0 && id < registered.length && registered[id] == arena;
+    }
+
+    private static GatewayUnavailableException closed(String model) {
+        return new GatewayUnavailableException(model, "the in-process gateway is closed (the Python host stopped)",
+                null);
+    }
+
+    /** The served model names, without versions. */
+    @Override
+    public List<String> models() {
+        return names;
+    }
+
+    /** The served models, in model-index order (what {@code control[0]} counts in). */
+    public List<ModelSpec> specs() {
+        return List.of(specs);
+    }
+
+    /**
+     * The spec a request naming {@code model} ({@code "name"} or {@code "name@version"}) is checked against.
+     *
+     * @throws UnknownModelException if no served model matches
+     * @throws InvalidInputException if {@code model} does not parse
+     */
+    public ModelSpec spec(String model) {
+        Integer i = index.get(ModelId.parse(model));
+        if (i == null) {
+            throw new UnknownModelException(model, loaded);
+        }
+        return specs[i];
+    }
+
+    ModelSpec spec(int model) {
+        return specs[model];
+    }
+
+    /** {@code name@version} of every served model, for messages. */
+    List<String> loaded() {
+        return loaded;
+    }
+
+    public Options options() {
+        return options;
+    }
+
+    /**
+     * The lane of Python worker {@code i}. The same object on every call.
+     *
+     * @throws IndexOutOfBoundsException unless {@code 0 <= i < workers}
+     */
+    public WorkerLane lane(int i) {
+        return lanes[Objects.checkIndex(i, lanes.length)];
+    }
+
+    /**
+     * Allocates a {@link FeatureArena} registered with this gateway under the next small id ({@link
+     * FeatureArena#registrationId()}, 0, 1, ...): a request alone in its batch on one of its slots is scored in
+     * place, without a copy. Arenas stay registered (and their memory alive) as long as the gateway.
+     *
+     * @throws GatewayUnavailableException if the gateway is closed
+     * @throws IllegalArgumentException    as {@link FeatureArena#allocate}
+     */
+    public FeatureArena newArena(int slots, int maxRows, int features) {
+        synchronized (lifecycle) {
+            if (closed) {
+                throw closed(null);
+            }
+            FeatureArena[] registered = arenas;
+            FeatureArena arena = FeatureArena.allocateRegistered(slots, maxRows, features, registered.length);
+            FeatureArena[] grown = Arrays.copyOf(registered, registered.length + 1);
+            grown[registered.length] = arena;
+            arenas = grown;
+            return arena;
+        }
+    }
+
+    /**
+     * The whole buffer of registered arena {@code id} ({@code control[2]} when &gt;= 0): what a Python worker maps
+     * once. A new view of the same memory on each call.
+     *
+     * @throws IndexOutOfBoundsException if no arena is registered under {@code id}
+     */
+    public ByteBuffer arena(int id) {
+        FeatureArena[] registered = arenas;
+        return registered[Objects.checkIndex(id, registered.length)].buffer();
+    }
+
+    /** Requests queued and not yet taken by a lane, right now. */
+    public int queued() {
+        return queue.queued();
+    }
+
+    /** Idempotent; see the class comment, rule 5. */
+    @Override
+    public void close() {
+        synchronized (lifecycle) {
+            closed = true;
+        }
+        for (Pending pending : queue.close()) {
+            pending.fail(CLOSED);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "InProcessGateway[" + String.join(", ", loaded) + "; " + options + "]";
+    }
+}

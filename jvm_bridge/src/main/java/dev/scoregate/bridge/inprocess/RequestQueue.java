@@ -1,0 +1,312 @@
+package dev.scoregate.bridge.inprocess;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * The admission queue of an {@link InProcessGateway}: every pending request in arrival order, and the same requests
+ * threaded per model, both as intrusive doubly linked lists so that every operation is O(1).
+ *
+ * <p>One lock guards both lists. It is held only to link or unlink a few requests, never while copying features,
+ * scoring, or completing: 64 request threads contend for a handful of pointer writes each. A lane always starts
+ * from the oldest request of any model (fair across models) and adds younger requests of that model (a batch is one
+ * model). Idle lanes wait on one condition; a lane filling a batch ({@code maxDelayNanos > 0}) waits on its own, so
+ * an arrival wakes the lane that can use it.
+ */
+final class RequestQueue {
+    static final int ADMITTED = 0;
+    static final int CLOSED = 1;
+    static final int OVERLOADED = 2;
+
+    /** What one take removes from the queue. Owned by one lane; the queue writes it under its lock. */
+    static final class Batch {
+        final Pending[] items;
+        int size;
+        int rows;
+        long earliestDeadline;
+        /** Requests found expired while taking: failed by the lane once the lock is released. */
+        final List<Pending> expired = new ArrayList<>();
+
+        Batch(int capacity) {
+            items = new Pending[capacity];
+        }
+
+        void clear() {
+            Arrays.fill(items, 0, size, null);
+            size = 0;
+            rows = 0;
+        }
+    }
+
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Condition idle = lock.newCondition();
+    private final Condition[] filling;
+    private final int[] fillingModel;
+    private final Pending[] modelHead;
+    private final Pending[] modelTail;
+    private final int capacity;
+    private final int maxBatchRows;
+    private final long maxDelayNanos;
+
+    // Guarded by lock.
+    private Pending head;
+    private Pending tail;
+    private int queued;
+    private int idleLanes;
+    private boolean closed;
+
+    RequestQueue(int models, int lanes, int capacity, int maxBatchRows, long maxDelayNanos) {
+        this.modelHead = new Pending[models];
+        this.modelTail = new Pending[models];
+        this.filling = new Condition[lanes];
+        this.fillingModel = new int[lanes];
+        for (int i = 0; i < lanes; i++) {
+            filling[i] = lock.newCondition();
+            fillingModel[i] = -1;
+        }
+        this.capacity = capacity;
+        this.maxBatchRows = maxBatchRows;
+        this.maxDelayNanos = maxDelayNanos;
+    }
+
+    /** Links {@code p} at the tail and wakes a lane that can use it. The caller throws on a refusal, unlocked. */
+    int offer(Pending p) {
+        lock.lock();
+        try {
+            if (closed) {
+                return CLOSED;
+            }
+            if (queued >= capacity) {
+                return OVERLOADED;
+            }
+            link(p);
+            for (int lane = 0; lane < fillingModel.length; lane++) {
+                if (fillingModel[lane] == p.model) {
+                    filling[lane].signal();
+                    return ADMITTED;
+                }
+            }
+            if (idleLanes > 0) {
+                idle.signal();
+            }
+            return ADMITTED;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Fills {@code batch} with the oldest queued request and younger ones of its model, up to maxBatchRows rows,
+     * waiting up to {@code timeoutNanos} for the first and, when maxDelayNanos &gt; 0, up to that long for more.
+     *
+     * @return the number of requests taken; 0 on timeout; -1 once closed. Interrupts are noted, not obeyed.
+     */
+    int take(int lane, long timeoutNanos, Batch batch) {
+        long until = System.nanoTime() + Math.max(0, timeoutNanos);
+        boolean interrupted = false;
+        lock.lock();
+        try {
+            while (batch.size == 0) {
+                if (closed) {
+                    return -1;
+                }
+                if (head != null) {
+                    collect(head.model, batch, System.nanoTime());
+                    continue;
+                }
+                long remaining = until - System.nanoTime();
+                if (remaining <= 0) {
+                    return 0;
+                }
+                idleLanes++;
+                try {
+                    idle.awaitNanos(remaining);
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                } finally {
+                    idleLanes--;
+                }
+            }
+            if (maxDelayNanos > 0) {
+                interrupted |= fill(lane, batch);
+            }
+            if (head != null && idleLanes > 0) {
+                idle.signal(); // what this batch left behind is someone else's
+            }
+            return batch.size;
+        } finally {
+            lock.unlock();
+            if (interrupted) {
+                // Lanes belong to Python, which does not use Java interrupts: keep the status, but returning early
+                // would only make the worker spin on take().
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    /**
+     * Waits up to maxDelayNanos (never past a member's deadline) for more requests of the batch's model.
+     *
+     * @return whether the thread was interrupted meanwhile (and the status cleared)
+     */
+    private boolean fill(int lane, Batch batch) {
+        int model = batch.items[0].model;
+        long now = System.nanoTime();
+        long start = now;
+        boolean interrupted = false;
+        fillingModel[lane] = model;
+        try {
+            // Stops when full, when the next request of the model does not fit, on close, or when time is up.
+            while (batch.rows < maxBatchRows && modelHead[model] == null && !closed) {
+                long until = batch.earliestDeadline - (start + maxDelayNanos) < 0
+                        ? batch.earliestDeadline : start + maxDelayNanos;
+                long remaining = until - now;
+                if (remaining <= 0) {
+                    break;
+                }
+                try {
+                    filling[lane].awaitNanos(remaining);
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+                now = System.nanoTime();
+                collect(model, batch, now);
+            }
+        } finally {
+            fillingModel[lane] = -1;
+        }
+        return interrupted;
+    }
+
+    /** Moves the model's queued requests into the batch, oldest first, while they fit; expired ones aside. */
+    private void collect(int model, Batch batch, long now) {
+        Pending p;
+        while ((p = modelHead[model]) != null) {
+            if (p.deadline() - now <= 0) {
+                unlink(p);
+                p.state = Pending.REMOVED;
+                batch.expired.add(p);
+                continue;
+            }
+            if (batch.size > 0 && batch.rows + p.rows() > maxBatchRows) {
+                return; // (an empty batch takes its first request whatever its size: admission bounds it)
+            }
+            unlink(p);
+            p.state = Pending.TAKEN;
+            if (batch.size == 0 || p.deadline() - batch.earliestDeadline < 0) {
+                batch.earliestDeadline = p.deadline();
+            }
+            batch.items[batch.size++] = p;
+            batch.rows += p.rows();
+        }
+    }
+
+    /** Caller, at its deadline: removes {@code p} if no lane took it yet. */
+    boolean withdraw(Pending p) {
+        if (p.state != Pending.QUEUED) {
+            return false; // only the lock holder moves a request out of QUEUED, so this cannot turn back
+        }
+        lock.lock();
+        try {
+            if (p.state != Pending.QUEUED) {
+                return false;
+            }
+            unlink(p);
+            p.state = Pending.REMOVED;
+            return true;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Refuses all further offers, wakes every lane, and returns what was queued for the caller to fail. */
+    List<Pending> close() {
+        lock.lock();
+        try {
+            closed = true;
+            List<Pending> pending = new ArrayList<>(queued);
+            for (Pending p = head; p != null; p = p.next) {
+                p.state = Pending.REMOVED;
+                pending.add(p);
+            }
+            for (Pending p : pending) {
+                unlink(p);
+            }
+            idle.signalAll();
+            for (Condition c : filling) {
+                c.signalAll();
+            }
+            return pending;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Requests queued and not yet taken, right now. */
+    int queued() {
+        lock.lock();
+        try {
+            return queued;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void link(Pending p) {
+        p.prev = tail;
+        if (tail == null) {
+            head = p;
+        } else {
+            tail.next = p;
+        }
+        tail = p;
+        int m = p.model;
+        p.modelPrev = modelTail[m];
+        if (modelTail[m] == null) {
+            modelHead[m] = p;
+        } else {
+            modelTail[m].modelNext = p;
+        }
+        modelTail[m] = p;
+        queued++;
+    }
+
+    private void unlink(Pending p) {
+        if (p.prev == null) {
+            head = p.next;
+        } else {
+            p.prev.next = p.next;
+        }
+        if (p.next == null) {
+            tail = p.prev;
+        } else {
+            p.next.prev = p.prev;
+        }
+        int m = p.model;
+        if (p.modelPrev == null) {
+            modelHead[m] = p.modelNext;
+        } else {
+            p.modelPrev.modelNext = p.modelNext;
+        }
+        if (p.modelNext == null) {
+            modelTail[m] = p.modelPrev;
+        } else {
+            p.modelNext.modelPrev = p.modelPrev;
+        }
+        p.prev = null;
+        p.next = null;
+        p.modelPrev = null;
+        p.modelNext = null;
+        queued--;
+    }
+
+    @Override
+    public String toString() {
+        return "RequestQueue[capacity=" + capacity + ", maxBatchRows=" + maxBatchRows + ", maxDelay="
+                + TimeUnit.NANOSECONDS.toMicros(maxDelayNanos) + " us]";
+    }
+}

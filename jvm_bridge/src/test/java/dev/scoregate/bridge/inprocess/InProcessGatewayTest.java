@@ -1,0 +1,356 @@
+package dev.scoregate.bridge.inprocess;
+
+import static dev.scoregate.bridge.inprocess.FakePython.expected;
+import static dev.scoregate.bridge.inprocess.FakePython.features;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.scoregate.bridge.DeadlineExceededException;
+import dev.scoregate.bridge.FeatureArena;
+import dev.scoregate.bridge.GatewayUnavailableException;
+import dev.scoregate.bridge.InvalidInputException;
+import dev.scoregate.bridge.ModelGateways;
+import dev.scoregate.bridge.ModelId;
+import dev.scoregate.bridge.ScoreRequest;
+import dev.scoregate.bridge.ScoreResult;
+import dev.scoregate.bridge.UnknownModelException;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** The scoring paths: in place and staged, batching and fairness, validation, the buffers Python maps. */
+@Timeout(30)
+class InProcessGatewayTest extends GatewayFixture {
+
+    @Test
+    void singleRequestOnARegisteredArenaIsScoredInPlace() throws Exception {
+        InProcessGateway gateway = gateway(oneLane());
+        FeatureArena arena = gateway.newArena(3, 4, CTR.features());
+        assertEquals(0, arena.registrationId());
+        WorkerLane lane = gateway.lane(0);
+        try (FeatureArena.Slot unused = arena.acquire(); FeatureArena.Slot slot = arena.acquire()) {
+            assertNotNull(unused);
+            CompletableFuture<ScoreResult> result = call(gateway, onSlot(slot, "ctr", 3, 1f, Duration.ofSeconds(10)));
+
+            assertEquals(1, lane.take(WAIT));
+            long[] control = FakePython.score(gateway, lane);
+            assertArrayEquals(new long[] {0, 3, 0, slot.offset(), slot.scoresOffset(), 1, 4, 1}, control);
+            assertEquals(0, slot.offset() % 64);
+            assertEquals(expected(1f, 2, 4, 0), slot.scoreBuffer().getFloat(2 * Float.BYTES), "Python wrote in place");
+            lane.complete();
+
+            ScoreResult scored = result.get(10, TimeUnit.SECONDS);
+            assertScores(CTR, 1f, scored);
+            assertEquals(new ModelId("ctr", "7"), scored.servedBy());
+        }
+    }
+
+    @Test
+    void arenaBufferIsTheWholeRegisteredArena() {
+        InProcessGateway gateway = gateway(oneLane());
+        FeatureArena first = gateway.newArena(2, 4, 4);
+        FeatureArena second = gateway.newArena(1, 2, 3);
+        assertEquals(1, second.registrationId());
+        ByteBuffer mapped = gateway.arena(0);
+        assertTrue(mapped.isDirect());
+        assertEquals(ByteOrder.nativeOrder(), mapped.order());
+        assertEquals(first.buffer().capacity(), mapped.capacity());
+        try (FeatureArena.Slot slot = first.acquire()) {
+            slot.putRow(1, new float[] {5, 6, 7, 8});
+            assertEquals(7f, mapped.getFloat(slot.offset() + 6 * Float.BYTES));
+        }
+        assertThrows(IndexOutOfBoundsException.class, () -> gateway.arena(2));
+    }
+
+    @Test
+    void unregisteredArenasAndPlainBuffersAreStaged() throws Exception {
+        InProcessGateway gateway = gateway(oneLane());
+        InProcessGateway other = gateway(oneLane());
+        FeatureArena foreign = other.newArena(1, 4, CTR.features()); // also registration 0, but not ours
+        FeatureArena unregistered = FeatureArena.allocate(1, 4, CTR.features());
+        WorkerLane lane = gateway.lane(0);
+        long[] stagedOne = {0, 2, WorkerLane.STAGING, 0, lane.stagingOutputOffset(), 1, 4, 1};
+        try (FeatureArena.Slot a = foreign.acquire(); FeatureArena.Slot b = unregistered.acquire()) {
+            for (ScoreRequest request : List.of(onSlot(a, "ctr", 2, 3f, Duration.ofSeconds(10)),
+                    onSlot(b, "ctr@7", 2, 3f, Duration.ofSeconds(10)), plain(CTR, 2, 3f))) {
+                CompletableFuture<ScoreResult> result = gateway.scoreAsync(request);
+                assertEquals(1, lane.take(WAIT));
+                assertArrayEquals(stagedOne, FakePython.score(gateway, lane));
+                lane.complete();
+                assertScores(CTR, 3f, result.get(10, TimeUnit.SECONDS));
+            }
+        }
+    }
+
+    @Test
+    void queuedRequestsOfOneModelAreBatchedAndOutputsRoutedBack() throws Exception {
+        InProcessGateway gateway = gateway(oneLane());
+        FeatureArena arena = gateway.newArena(1, 8, CVR.features());
+        WorkerLane lane = gateway.lane(0);
+        try (FeatureArena.Slot slot = arena.acquire()) {
+            int[] rows = {1, 3, 2, 4};
+            List<CompletableFuture<ScoreResult>> results = new ArrayList<>();
+            for (int i = 0; i < rows.length; i++) {
+                ScoreRequest request = i == 1
+                        ? onSlot(slot, "cvr", rows[i], 100f * i, Duration.ofSeconds(10)) // registered, but batched
+                        : plain(CVR, rows[i], 100f * i);
+                results.add(gateway.scoreAsync(request));
+            }
+            assertEquals(4, lane.take(WAIT));
+            assertArrayEquals(new long[] {1, 10, WorkerLane.STAGING, 0, lane.stagingOutputOffset(), 4, 3, 2},
+                    FakePython.score(gateway, lane));
+            lane.complete();
+            for (int i = 0; i < rows.length; i++) {
+                ScoreResult result = results.get(i).get(10, TimeUnit.SECONDS);
+                assertEquals(rows[i], result.rows());
+                assertScores(CVR, 100f * i, result);
+            }
+        }
+    }
+
+    @Test
+    void concurrentCallersAreBatchedIntoOneTake() throws Exception {
+        // maxBatchRows is exactly what the callers bring, so the lane waits (maxDelay) until all are in: one take.
+        int callers = 8;
+        InProcessGateway gateway = gateway(oneLane().withMaxBatchRows(2 * callers).withMaxDelayNanos(WAIT));
+        FeatureArena arena = gateway.newArena(callers, 2, CTR.features());
+        List<FeatureArena.Slot> slots = new ArrayList<>();
+        List<CompletableFuture<ScoreResult>> results = new ArrayList<>();
+        for (int i = 0; i < callers; i++) {
+            ScoreRequest request;
+            if (i % 2 == 0) {
+                FeatureArena.Slot slot = arena.acquire();
+                slots.add(slot);
+                request = onSlot(slot, "ctr", 2, 10f * i, Duration.ofSeconds(20));
+            } else {
+                request = plain(CTR, "ctr", 2, 10f * i, Duration.ofSeconds(20));
+            }
+            results.add(call(gateway, request));
+        }
+        WorkerLane lane = gateway.lane(0);
+        assertEquals(callers, lane.take(WAIT));
+        long[] control = FakePython.score(gateway, lane);
+        assertEquals(2 * callers, control[1]);
+        assertEquals(WorkerLane.STAGING, control[2]);
+        assertEquals(callers, control[5]);
+        lane.complete();
+        for (int i = 0; i < callers; i++) {
+            assertScores(CTR, 10f * i, results.get(i).get(10, TimeUnit.SECONDS));
+        }
+        slots.forEach(FeatureArena.Slot::release);
+    }
+
+    @Test
+    void fillingWaitsAtMostMaxDelayAndTakesOnlyItsModel() throws Exception {
+        InProcessGateway gateway = gateway(oneLane().withMaxDelayNanos(TimeUnit.MILLISECONDS.toNanos(20)));
+        CompletableFuture<ScoreResult> ctr = gateway.scoreAsync(plain(CTR, 1, 1f));
+        CompletableFuture<ScoreResult> cvr = gateway.scoreAsync(plain(CVR, 1, 2f));
+        WorkerLane lane = gateway.lane(0);
+        assertEquals(1, lane.take(WAIT)); // ctr alone: nothing more of ctr came within 20 ms
+        assertEquals(0, FakePython.score(gateway, lane)[0]);
+        lane.complete();
+        assertEquals(1, lane.take(WAIT));
+        assertEquals(1, FakePython.score(gateway, lane)[0]);
+        lane.complete();
+        assertScores(CTR, 1f, ctr.get(10, TimeUnit.SECONDS));
+        assertScores(CVR, 2f, cvr.get(10, TimeUnit.SECONDS));
+    }
+
+    @Test
+    void oldestRequestGoesFirstAcrossModels() throws Exception {
+        InProcessGateway gateway = gateway(oneLane().withMaxBatchRows(2));
+        WorkerLane lane = gateway.lane(0);
+        Map<String, CompletableFuture<ScoreResult>> results = new LinkedHashMap<>();
+        results.put("a1", gateway.scoreAsync(plain(CTR, 1, 1f)));
+        results.put("a2", gateway.scoreAsync(plain(CTR, 1, 2f)));
+        results.put("b1", gateway.scoreAsync(plain(CVR, 1, 3f)));
+        results.put("a3", gateway.scoreAsync(plain(CTR, 1, 4f)));
+        results.put("a4", gateway.scoreAsync(plain(CTR, 1, 5f)));
+        results.put("a5", gateway.scoreAsync(plain(CTR, 1, 6f)));
+
+        assertEquals(2, lane.take(WAIT)); // a1, a2: the batch is full at maxBatchRows
+        FakePython.score(gateway, lane);
+        lane.complete();
+        assertTrue(results.get("a2").isDone() && !results.get("a3").isDone());
+        assertEquals(1, lane.take(WAIT)); // b1 is older than a3, however many ctr requests wait
+        assertEquals(1, FakePython.score(gateway, lane)[0]);
+        lane.complete();
+        assertTrue(results.get("b1").isDone() && !results.get("a3").isDone());
+        assertEquals(2, lane.take(WAIT)); // a3, a4
+        FakePython.score(gateway, lane);
+        lane.complete();
+        results.put("b2", gateway.scoreAsync(plain(CVR, 1, 7f)));
+        assertEquals(1, lane.take(WAIT)); // a5, alone: b2 is younger, and another model
+        assertEquals(0, FakePython.score(gateway, lane)[0]);
+        lane.complete();
+        assertEquals(1, lane.take(WAIT));
+        FakePython.score(gateway, lane);
+        lane.complete();
+        float base = 1f;
+        for (String name : List.of("a1", "a2", "b1", "a3", "a4", "a5", "b2")) {
+            assertScores(name.startsWith("a") ? CTR : CVR, base++, results.get(name).get(10, TimeUnit.SECONDS));
+        }
+    }
+
+    @Test
+    void invalidRequestsFailBeforeQueueing() throws Exception {
+        InProcessGateway gateway = gateway(oneLane().withMaxBatchRows(8));
+        UnknownModelException unknown = assertThrows(UnknownModelException.class,
+                () -> gateway.score(plain(CTR, "nope", 1, 0f, Duration.ofSeconds(1))));
+        assertEquals("unknown model 'nope'; loaded: ctr@7, cvr@2", unknown.getMessage());
+        assertThrows(UnknownModelException.class,
+                () -> gateway.score(plain(CTR, "ctr@8", 1, 0f, Duration.ofSeconds(1))));
+        UnknownModelException async = failure(UnknownModelException.class,
+                gateway.scoreAsync(plain(CTR, "nope@1", 1, 0f, Duration.ofSeconds(1))));
+        assertEquals(Optional.of("nope@1"), async.modelName());
+
+        InvalidInputException features = assertThrows(InvalidInputException.class,
+                () -> gateway.score(plain(CVR, "ctr", 1, 0f, Duration.ofSeconds(1))));
+        assertEquals("model 'ctr' input 'features': expected 4 features per row, got 3", features.getMessage());
+        InvalidInputException rows = assertThrows(InvalidInputException.class, () -> gateway.score(plain(CTR, 9, 0f)));
+        assertEquals(Optional.of("rows"), rows.inputName());
+        assertTrue(rows.getMessage().contains("9 rows exceed maxBatchRows 8"), rows.getMessage());
+        ScoreRequest narrow = ScoreRequest.builder().model("cvr").rows(2).featureCount(3)
+                .featureBuffer(features(0f, 2, 3)).scoreBuffer(FakePython.direct(3)).timeout(Duration.ofSeconds(1))
+                .build(); // room for 3 floats; cvr writes 2 rows x 2 outputs
+        InvalidInputException scores = assertThrows(InvalidInputException.class, () -> gateway.score(narrow));
+        assertEquals(Optional.of("scores"), scores.inputName());
+        DeadlineExceededException late = assertThrows(DeadlineExceededException.class, () -> gateway.score(
+                ScoreRequest.builder().model("ctr").rows(1).featureCount(4).featureBuffer(features(0f, 1, 4))
+                        .scoreBuffer(FakePython.direct(1)).deadlineNanos(System.nanoTime() - 1_000_000).build()));
+        assertTrue(late.getMessage().contains("before the request was queued"), late.getMessage());
+
+        // Heap and foreign-order buffers never get this far: ScoreRequest rejects them.
+        ScoreRequest.Builder heap = ScoreRequest.builder().model("ctr").rows(1).featureCount(4)
+                .featureBuffer(ByteBuffer.allocate(16).order(ByteOrder.nativeOrder()))
+                .scoreBuffer(FakePython.direct(1)).timeout(Duration.ofSeconds(1));
+        assertThrows(InvalidInputException.class, heap::build);
+        ByteBuffer foreign = ByteBuffer.allocateDirect(16).order(
+                ByteOrder.nativeOrder() == ByteOrder.BIG_ENDIAN ? ByteOrder.LITTLE_ENDIAN : ByteOrder.BIG_ENDIAN);
+        assertThrows(InvalidInputException.class, heap.featureBuffer(foreign)::build);
+        assertEquals(0, gateway.queued());
+    }
+
+    @Test
+    void bareNameMeansTheFirstListedVersion() throws Exception {
+        ModelSpec canary = new ModelSpec("ctr", "8", 4, 1);
+        InProcessGateway gateway = new InProcessGateway(List.of(CTR, canary), oneLane());
+        gateways.add(gateway);
+        assertEquals(List.of("ctr"), gateway.models());
+        assertSame(CTR, gateway.spec("ctr"));
+        assertSame(canary, gateway.spec("ctr@8"));
+        CompletableFuture<ScoreResult> pinned = gateway.scoreAsync(plain(CTR, "ctr@8", 1, 0f, Duration.ofSeconds(5)));
+        WorkerLane lane = gateway.lane(0);
+        assertEquals(1, lane.take(WAIT));
+        assertEquals(1, FakePython.score(gateway, lane)[0]);
+        lane.complete();
+        assertEquals(new ModelId("ctr", "8"), pinned.get(10, TimeUnit.SECONDS).servedBy());
+        assertThrows(IllegalArgumentException.class, () -> new InProcessGateway(List.of(CTR, CTR)));
+        assertThrows(IllegalArgumentException.class, () -> new InProcessGateway(List.of()));
+    }
+
+    @Test
+    void lanesAreUsedInProtocolOrderOnly() {
+        InProcessGateway gateway = gateway(oneLane());
+        WorkerLane lane = gateway.lane(0);
+        assertSame(lane, gateway.lane(0));
+        assertThrows(IndexOutOfBoundsException.class, () -> gateway.lane(1));
+        assertThrows(IllegalStateException.class, lane::complete);
+        assertThrows(IllegalStateException.class, () -> lane.fail(1, "x"));
+        gateway.scoreAsync(plain(CTR, 1, 0f));
+        assertEquals(1, lane.take(WAIT));
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> lane.take(0));
+        assertTrue(e.getMessage().contains("still outstanding"), e.getMessage());
+        lane.fail(0, "done");
+        assertEquals(0, lane.take(0));
+    }
+
+    @Test
+    void controlAndStagingAreAlignedNativeAndShared() {
+        InProcessGateway gateway = gateway(oneLane().withMaxBatchRows(10));
+        WorkerLane lane = gateway.lane(0);
+        ByteBuffer control = lane.control();
+        assertTrue(control.isDirect());
+        assertEquals(ByteOrder.nativeOrder(), control.order());
+        assertEquals(WorkerLane.CONTROL_LONGS * Long.BYTES, control.capacity());
+        control.putLong(8 * Long.BYTES, 42);
+        assertEquals(42, lane.control().getLong(8 * Long.BYTES), "the same memory on every call");
+
+        ByteBuffer staging = lane.staging();
+        assertTrue(staging.isDirect());
+        assertEquals(ByteOrder.nativeOrder(), staging.order());
+        assertEquals(0, staging.alignmentOffset(0, 64));
+        int outputs = lane.stagingOutputOffset();
+        assertEquals(0, outputs % 64);
+        assertTrue(outputs >= 10 * 4 * Float.BYTES, "inputs: maxBatchRows x max features");
+        assertTrue(staging.capacity() >= outputs + 10 * 2 * Float.BYTES, "outputs: maxBatchRows x max width");
+    }
+
+    @Test
+    void optionsAndSpecsAreChecked() {
+        InProcessGateway.Options defaults = InProcessGateway.Options.defaults();
+        assertEquals(new InProcessGateway.Options(2, 1024, 0, 8192), defaults);
+        assertThrows(IllegalArgumentException.class, () -> defaults.withWorkers(0));
+        assertThrows(IllegalArgumentException.class, () -> defaults.withMaxDelayNanos(-1));
+        assertThrows(IllegalArgumentException.class, () -> new ModelSpec("ctr", null, 4, 1));
+        assertThrows(IllegalArgumentException.class, () -> new ModelSpec("c@t", "1", 4, 1));
+        assertThrows(IllegalArgumentException.class, () -> new ModelSpec("ctr", "1", 0, 1));
+        assertThrows(IllegalArgumentException.class, () -> new ModelSpec("ctr", "1", 4, 0));
+        assertThrows(IllegalArgumentException.class, () -> new InProcessGateway(List.of(new ModelSpec("big", "1",
+                1 << 20, 1)), defaults), "staging beyond 2 GiB");
+    }
+
+    @Test
+    void echoMainScoresThroughTheRegisteredGateway() throws Exception {
+        InProcessGateway gateway = gateway(oneLane());
+        FakePython.Worker worker = FakePython.Worker.start(gateway, 0);
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        ModelGateways.register(gateway);
+        try (PrintStream out = new PrintStream(bytes, true, StandardCharsets.UTF_8)) {
+            EchoMain.run(new String[] {"cvr"}, out);
+        } finally {
+            ModelGateways.unregister(gateway);
+        }
+        List<String> lines = bytes.toString(StandardCharsets.UTF_8).lines().toList();
+        List<String> want = new ArrayList<>();
+        for (int k = 0; k < EchoMain.REQUESTS; k++) {
+            for (int r = 0; r < EchoMain.ROWS; r++) {
+                float sum = 0;
+                for (int f = 0; f < CVR.features(); f++) {
+                    sum += k / 2f + r / 4f + (f % 8) / 8f;
+                }
+                for (int j = 0; j < CVR.outputWidth(); j++) {
+                    want.add(Float.toString(sum + j));
+                }
+            }
+        }
+        want.add("OK");
+        assertEquals(want, lines);
+        gateway.close();
+        worker.join(TimeUnit.SECONDS.toMillis(10));
+        assertFalse(worker.isAlive());
+        assertNull(worker.error);
+        assertTrue(worker.batches.stream().allMatch(c -> c[2] == 0), "each call was scored in place");
+        GatewayUnavailableException none = assertThrows(GatewayUnavailableException.class,
+                () -> EchoMain.run(new String[] {"cvr"}, System.out));
+        assertTrue(none.getMessage().startsWith("no ModelGateway is registered"), none.getMessage());
+    }
+}

@@ -1,0 +1,116 @@
+"""Bridge stress: many Java threads, several models, every result checked against direct ONNX Runtime.
+
+``python -m perf.stress --calls 1000000 --threads 64 --json perf/out/stress.json``
+
+Hosts a JVM (JPype), serves three demo models that share the 64-feature input (``pctr_gbdt``,
+``pctr_mlp``, ``pconversion_gbdt``) through the in-process bridge, and lets ``LoadDriver`` run
+``--calls`` calls from ``--threads`` Java threads, round-robin over the models, ``--rows`` rows per
+call taken from a random offset of a marketplace feature matrix. Each output is compared with the
+same row scored by a plain ``onnxruntime.InferenceSession`` in one big batch: tree models must match
+bit for bit; MLPs within 1e-6 (GEMM kernels differ slightly by batch size). Reports throughput,
+latency percentiles, mismatches and the process's resident memory before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODELS = ("pctr_gbdt", "pctr_mlp", "pconversion_gbdt")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def rss_mb() -> float:
+    """Resident set size of this process (Python, ONNX Runtime and the JVM together), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def run(calls: int, threads: int, rows: int, demo_dir: Path, tolerance: float = 1e-6) -> dict[str, Any]:
+    import jpype
+    import onnxruntime as ort
+
+    from gateway.engine import Engine
+    from gateway.runtime import ModelRuntime
+    from jvm_bridge.inprocess import InProcessHost, InProcessOptions
+    from jvm_bridge.jvm import start_jvm
+    from models.demo import demo_features, load_demo_manifests
+
+    manifests = {m.name: m for m in load_demo_manifests(demo_dir)}
+    paths = {name: demo_dir / "models" / name / manifests[name].version / manifests[name].onnx_file for name in MODELS}
+    n_rows = 8192
+    x = demo_features(demo_dir, manifests[MODELS[0]], rows=n_rows, seed=2026)
+    expected = []
+    for name in MODELS:
+        session = ort.InferenceSession(str(paths[name]), providers=["CPUExecutionProvider"])
+        expected.append(session.run(["score"], {"features": x})[0].astype(np.float32))
+
+    start_jvm()
+    engine = Engine([ModelRuntime.load(paths[n], name=n, version=manifests[n].version) for n in MODELS])
+    nio = jpype.JPackage("java.nio")
+    inputs = nio.ByteBuffer.allocateDirect(x.nbytes).order(nio.ByteOrder.nativeOrder())
+    np.frombuffer(memoryview(inputs), dtype=np.float32)[:] = x.reshape(-1)
+    want = jpype.JArray(jpype.JFloat, 2)([jpype.JArray(jpype.JFloat)(e.tolist()) for e in expected])
+    driver = jpype.JClass("dev.scoregate.bridge.inprocess.LoadDriver")
+    with InProcessHost(engine, InProcessOptions(workers=2)) as host:
+        gateway = jpype.JClass("dev.scoregate.bridge.ModelGateways").get()
+        models = jpype.JArray(jpype.JString)(list(MODELS))
+        # Warm up (JIT, ONNX Runtime arenas, view caches) before the "before" memory reading.
+        driver.run(gateway, models, 64, rows, inputs, n_rows, want, tolerance, threads, 2000, int(60e9), 10_000, 1)
+        before = rss_mb()
+        t0 = time.perf_counter()
+        report = driver.run(
+            gateway, models, 64, rows, inputs, n_rows, want, tolerance, threads, calls, int(3600e9), 10_000, 2
+        )
+        wall = time.perf_counter() - t0
+        after = rss_mb()
+        stats = host.stats()
+    lat = np.asarray(report.latenciesNanos(), dtype=np.int64)
+    return {
+        "calls": int(report.calls()),
+        "threads": threads,
+        "rows_per_call": rows,
+        "models": list(MODELS),
+        "errors": int(report.errors()),
+        "first_error": None if report.firstError() is None else str(report.firstError()),
+        "mismatches": int(report.mismatches()),
+        "tolerance": tolerance,
+        "elapsed_s": round(wall, 3),
+        "throughput_per_s": round(float(report.throughputPerSecond()), 1),
+        "p50_us": round(float(np.percentile(lat, 50)) / 1e3, 1) if lat.size else None,
+        "p99_us": round(float(np.percentile(lat, 99)) / 1e3, 1) if lat.size else None,
+        "rss_before_mb": round(before, 1),
+        "rss_after_mb": round(after, 1),
+        "onnx_runs": stats["batches"],
+        "requests_per_onnx_run": round(stats["requests"] / max(1, stats["batches"]), 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m perf.stress", description=__doc__.split("\n\n")[0])
+    p.add_argument("--calls", type=int, default=1_000_000, help="calls in total (default %(default)s)")
+    p.add_argument("--threads", type=int, default=64, help="Java request threads (default %(default)s)")
+    p.add_argument("--rows", type=int, default=8, help="rows per call (default %(default)s)")
+    p.add_argument("--demo-dir", type=Path, default=ROOT / "build" / "demo")
+    p.add_argument("--json", type=Path, help="write the report here too")
+    args = p.parse_args(argv)
+    doc = run(args.calls, args.threads, args.rows, args.demo_dir)
+    text = json.dumps(doc, indent=2)
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n", encoding="utf-8")
+    ok = doc["errors"] == 0 and doc["mismatches"] == 0 and doc["calls"] == args.calls
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
