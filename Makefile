@@ -14,8 +14,8 @@ HAZELCAST_VERSION := 5.7.0
 HAZELCAST_JAR := build/jars/hazelcast-$(HAZELCAST_VERSION).jar
 DURATION    ?= 20
 
-JAVA_SOURCES := $(shell find jvm_bridge/src perf/src -name '*.java' 2>/dev/null)
-POMS         := pom.xml jvm_bridge/pom.xml perf/pom.xml
+JAVA_SOURCES := $(shell find jvm_bridge perf -name '*.java' -not -path '*/target/*' 2>/dev/null)
+POMS         := $(shell find . -name pom.xml -not -path './.venv/*' -not -path '*/target/*' -not -path './build/*' 2>/dev/null)
 MODEL_SOURCES := $(shell find models -name '*.py' 2>/dev/null)
 
 .PHONY: setup run test test-java test-python lint perf-quick clean help
