@@ -19,7 +19,7 @@ Design (the measured facts behind it are in README "JVM bridge"):
    the Java side turns into its typed exception, with the Python message (model, input, problem).
    No exception ends a worker.
 
-Views are cached per (buffer, offsets, rows) so that a slot reused with the same row count hands
+Views are cached per (buffer, offsets, rows, features, outputs) so that a slot reused with the same row count hands
 ``ModelRuntime`` the same array object and its IOBinding is not rebound.
 """
 
@@ -97,7 +97,7 @@ class _Worker(threading.Thread):
         #: The (input, output) views of the last batch this worker scored; for diagnostics and tests.
         self.last_batch: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None = None
         self._buffers: dict[int, memoryview] = {}
-        self._views: dict[tuple[int, int, int, int], tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = {}
+        self._views: dict[tuple[int, int, int, int, int, int], tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = {}
 
     def run(self) -> None:
         lane = self.lane
@@ -118,7 +118,8 @@ class _Worker(threading.Thread):
                     return
                 continue
             model, rows, buffer, in_off, out_off, count, features, width = control[:8].tolist()
-            key = (buffer, in_off, out_off, rows)
+            # The batch's model decides the view's shape: two models of different widths share staging offsets.
+            key = (buffer, in_off, out_off, rows, features, width)
             pair = views.get(key)
             try:
                 if pair is None:
@@ -157,7 +158,7 @@ class _Worker(threading.Thread):
         out = np.ndarray(out_shape, dtype=np.float32, buffer=mv, offset=out_off)
         if len(self._views) >= _VIEW_CACHE_LIMIT:
             self._views.clear()
-        self._views[(buffer, in_off, out_off, rows)] = (x, out)
+        self._views[(buffer, in_off, out_off, rows, features, width)] = (x, out)
         return x, out
 
 

@@ -212,3 +212,34 @@ def test_serve_cli_runs_a_java_main_against_the_demo_models(demo_dir: Path) -> N
     lines = proc.stdout.strip().splitlines()
     assert lines[-1] == "OK" and len(lines) == 7
     assert all(0.0 <= float(v) <= 1.0 for v in lines[:-1])
+
+
+def test_models_of_different_widths_batched_concurrently_keep_their_shapes() -> None:
+    """Regression: staged views were cached without the feature count, so a [n, 64] view served a 40-wide model."""
+    start_jvm()
+    wide, w_wide, b_wide = logistic_model(24, seed=1)
+    narrow, w_narrow, b_narrow = logistic_model(8, seed=2)
+    engine = Engine(
+        [ModelRuntime.load(wide, name="wide", version="1"), ModelRuntime.load(narrow, name="narrow", version="1")]
+    )
+    with InProcessHost(engine, InProcessOptions(workers=1, max_delay_us=500)) as host:
+        gateway = _java().ModelGateways.get()
+        arenas = {"wide": host.new_arena(8, 4, 24), "narrow": host.new_arena(8, 4, 8)}
+        refs = {"wide": (w_wide, b_wide), "narrow": (w_narrow, b_narrow)}
+        start = threading.Barrier(12)
+
+        def caller(k: int) -> int:
+            name = "wide" if k % 2 else "narrow"
+            width = 24 if name == "wide" else 8
+            x = np.random.default_rng(k).normal(size=(4, width)).astype(np.float32)
+            start.wait(timeout=30)
+            with arenas[name].acquire() as slot:
+                _fill(slot, x)
+                for _ in range(30):
+                    got = _scores(gateway.score(_request(slot, 4, name)), 4)
+                    np.testing.assert_allclose(got, reference_scores(x, *refs[name]), rtol=1e-5, atol=1e-6)
+            return 30
+
+        with ThreadPoolExecutor(12) as pool:
+            assert sum(pool.map(caller, range(12))) == 360
+        assert host.stats()["failures"] == 0
