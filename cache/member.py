@@ -14,6 +14,7 @@ Production points the gateway at an existing cluster instead (addresses, cluster
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -28,6 +29,14 @@ __all__ = ["HAZELCAST_VERSION", "HazelcastMember", "MemberOptions", "free_port",
 
 HAZELCAST_VERSION = "5.7.0"
 ROOT = Path(__file__).resolve().parents[1]
+#: Members started by this process and not yet stopped: killed at exit, so none outlives its starter.
+_RUNNING: set[HazelcastMember] = set()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for member in list(_RUNNING):
+        member.kill()
 
 
 def hazelcast_jar() -> Path:
@@ -129,6 +138,7 @@ class HazelcastMember:
         ]  # fmt: skip
         with open(self._log, "wb") as log:
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self._dir)
+        _RUNNING.add(self)
         # Its own log, not the port: another process could be answering on that port.
         self.wait_for_log(" is STARTED", timeout_s)
         return self
@@ -152,6 +162,7 @@ class HazelcastMember:
     def stop(self, timeout_s: float = 30.0) -> None:
         """Terminate the member (SIGTERM, then SIGKILL) and remove its files."""
         proc, self._proc = self._proc, None
+        _RUNNING.discard(self)
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:
