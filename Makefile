@@ -13,6 +13,8 @@ HAZELCAST_VERSION := 5.7.0
 # The member jar, copied out of the local Maven repository to a fixed place for tests and the demo.
 HAZELCAST_JAR := build/jars/hazelcast-$(HAZELCAST_VERSION).jar
 DURATION    ?= 20
+THREADS     ?= 4
+AD_SERVER_JAR := jvm_bridge/ad-server/target/scoregate-ad-server.jar
 
 JAVA_SOURCES := $(shell find jvm_bridge perf -name '*.java' -not -path '*/target/*' 2>/dev/null)
 POMS         := $(shell find . -name pom.xml -not -path './.venv/*' -not -path '*/target/*' -not -path './build/*' 2>/dev/null)
@@ -22,7 +24,8 @@ MODEL_SOURCES := $(shell find models -name '*.py' 2>/dev/null)
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make run    - set up (venv, Maven build, Hazelcast jar, demo models) and run the demo"
+	@echo "make run    - set up (venv, Maven build, Hazelcast jar, demo models), run the Python demo, then the"
+	@echo "             reference Java ad server through the in-process bridge (DURATION=20 s each, THREADS=4)"
 	@echo "make test   - set up, then Maven tests, ruff + mypy, and pytest"
 	@echo "make setup  - set-up only (idempotent)"
 	@echo "make perf-quick - every perf suite in --quick mode"
@@ -48,8 +51,12 @@ $(STAMPS)/demo: $(STAMPS)/venv $(MODEL_SOURCES)
 	$(PY) -m models.demo build --out $(DEMO_DIR)
 	@touch $@
 
+# The Python-only demo, then the reference Java ad server scoring through the in-process bridge.
 run: setup
 	$(PY) -m gateway demo --demo-dir $(DEMO_DIR) --duration $(DURATION)
+	$(PY) -m gateway serve --models $(DEMO_DIR)/models --classpath $(AD_SERVER_JAR) \
+		--jvm-main dev.scoregate.adserver.AdServerMain -- \
+		--export $(DEMO_DIR)/export --duration $(DURATION) --threads $(THREADS)
 
 test-java: $(STAMPS)/maven
 	$(MVN) test

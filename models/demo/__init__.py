@@ -8,8 +8,8 @@
 Modules: :mod:`~models.demo.catalog` (the 24 specs), :mod:`~models.demo.data` (training data from a seed),
 :mod:`~models.demo.trainers` and :mod:`~models.demo.towers` (training), :mod:`~models.demo.onnx_graph` (graph
 surgery to the serving conventions), :mod:`~models.demo.metrics`, :mod:`~models.demo.build` (the build),
-:mod:`~models.demo.layout` (paths, completeness) and :mod:`~models.demo.inputs` (model inputs for traffic
-and benchmarks).
+:mod:`~models.demo.layout` (paths, completeness), :mod:`~models.demo.inputs` (model inputs for traffic
+and benchmarks) and :mod:`~models.demo.export` (the marketplace as raw arrays for the reference Java ad server).
 
 Importing this package is cheap: the trainers (LightGBM, scikit-learn, converters) load only when a build runs.
 """

@@ -5,7 +5,8 @@ The layout under ``out`` is in :mod:`models.demo.layout`.
 Rules:
 
 1. Idempotent: when every catalog model has a manifest for this seed whose ONNX file's SHA-256 matches, and the data
-   files exist, nothing is rebuilt (``force=True`` rebuilds everything).
+   files exist, no model is rebuilt (``force=True`` rebuilds everything); the feature export for the Java ad server
+   (:mod:`models.demo.export`, cheap) is written when it is missing or stale.
 2. Holdout metrics are measured by running the exported ONNX bytes in onnxruntime on the holdout split of the model's
    segment, so they describe what serves.
 3. Files are written to temporary names and renamed; a manifest is written after its model, so a manifest on disk
@@ -30,7 +31,8 @@ from tqdm import tqdm
 from models.demo import metrics, towers, trainers
 from models.demo.catalog import CATALOG, EMBEDDING_DIM, FRAMEWORK, LATENCY_BUDGET, OWNER, Algo, ModelSpec
 from models.demo.data import DemoData
-from models.demo.layout import EMBEDDINGS_FILE, VERSION, data_dir, is_complete, load_demo_manifests, model_dir
+from models.demo.export import ensure_export, write_export
+from models.demo.layout import EMBEDDINGS_FILE, VERSION, data_dir, load_demo_manifests, model_dir, models_complete
 from models.demo.onnx_graph import tower_model
 from models.manifest import (
     Fallback,
@@ -188,12 +190,14 @@ def build_demo(
         on_built: called once per model, in catalog order, as it is built (or found).
     """
     out = Path(out_dir)
-    if not force and is_complete(out, seed):
+    if not force and models_complete(out, seed):
         found = {m.name: m for m in load_demo_manifests(out) if m.version == VERSION}
         for spec in CATALOG:
             if on_built:
                 on_built(Built(found[spec.name], None))
-        return sorted((found[s.name] for s in CATALOG), key=lambda m: m.name)
+        manifests = sorted((found[s.name] for s in CATALOG), key=lambda m: m.name)
+        ensure_export(out, seed, manifests)
+        return manifests
     data = DemoData.generate(seed)
     write_tables(data.world, data.impressions, data_dir(out))
     by_algo = {s.algo: s for s in CATALOG if s.algo in (Algo.USER_TOWER, Algo.AD_TOWER)}
@@ -217,7 +221,9 @@ def build_demo(
         if on_built:
             on_built(Built(manifest, time.perf_counter() - start))
     bar.close()
-    return sorted(results, key=lambda m: m.name)
+    manifests = sorted(results, key=lambda m: m.name)
+    write_export(out, data.world, manifests)
+    return manifests
 
 
 def summary_table(rows: Sequence[Built]) -> str:
