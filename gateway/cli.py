@@ -4,6 +4,7 @@ Commands::
 
     demo      load the demo models and drive ad-request traffic, printing live figures
     serve     host a Java program in process (JPype): it scores through ModelGateways.get()
+    serve-py4j  serve ad-server JVMs out of process: Py4J control, tensors in shared memory
     models    list the models in a directory with their signatures
 
 This module is where the gateway is assembled from its transports, so it alone imports
@@ -53,6 +54,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--jvm-arg", action="append", default=[], help="JVM option, repeatable (e.g. -Xmx2g)")
     serve.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the Java main class (after --)")
 
+    py4j = sub.add_parser(
+        "serve-py4j",
+        help="serve ad-server JVMs in other processes: Py4J for control, shared memory for tensors",
+        description="Load the models and listen for ad-server JVMs, which connect with "
+        "ModelGateways.connect(host, port, options) (jar: scoregate-py4j-client). Py4J carries control only; every "
+        "request's tensors travel through a shared-memory ring under /dev/shm. Runs until SIGTERM or Ctrl-C.",
+    )
+    py4j.add_argument("--models", type=Path, default=DEFAULT_DEMO_DIR / "models", help="model directory (%(default)s)")
+    py4j.add_argument("--host", default="127.0.0.1", help="listen address (default %(default)s)")
+    py4j.add_argument("--port", type=int, default=25334, help="Py4J port; 0 picks a free one (default %(default)s)")
+    py4j.add_argument("--workers", type=int, default=2, help="scoring threads per client JVM (default %(default)s)")
+
     models = sub.add_parser("models", help="list the models in a directory and their signatures")
     models.add_argument(
         "directory", type=Path, nargs="?", default=DEFAULT_DEMO_DIR / "models", help="default %(default)s"
@@ -72,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if summary.requests == 0 else 0
     if args.command == "serve":
         return _serve(args)
+    if args.command == "serve-py4j":
+        from jvm_bridge.py4j_server import Py4jServerOptions, serve
+
+        return serve(args.models, Py4jServerOptions(host=args.host, port=args.port, workers=args.workers))
     if args.command == "models":
         from gateway.engine import Engine
 

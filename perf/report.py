@@ -20,7 +20,7 @@ from typing import Any
 
 from perf.harness import Plan, Result
 
-__all__ = ["document", "markdown", "plot_percentiles", "write_json"]
+__all__ = ["document", "document_rows", "markdown", "plot_percentiles", "write_json"]
 
 _PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99)
 
@@ -28,17 +28,31 @@ _PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99)
 def document(
     suite: str, quick: bool, results: Sequence[Result], figures: Mapping[str, float], plan: Plan
 ) -> dict[str, Any]:
+    return document_rows(suite, quick, [r.to_json() for r in results], figures, plan.__dict__)
+
+
+def document_rows(
+    suite: str,
+    quick: bool,
+    rows: Sequence[Mapping[str, Any]],
+    figures: Mapping[str, float],
+    plan: Mapping[str, Any],
+) -> dict[str, Any]:
+    """As :func:`document`, for results measured without this harness's histograms (JMH's, say).
+
+    Each row carries the schema's keys (a percentile that was not measured is 0) and may add its own.
+    """
     return {
         "suite": suite,
         "quick": quick,
-        "results": [r.to_json() for r in results],
+        "results": [dict(r) for r in rows],
         "figures": {k: round(float(v), 4) for k, v in figures.items()},
         "meta": {
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "python": platform.python_version(),
             "machine": platform.machine(),
             "cores": os.cpu_count(),
-            "plan": plan.__dict__,
+            "plan": dict(plan),
         },
     }
 

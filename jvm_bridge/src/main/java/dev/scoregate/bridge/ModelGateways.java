@@ -56,6 +56,27 @@ public final class ModelGateways {
         return gateway;
     }
 
+    /**
+     * Connects to an out-of-process gateway ({@code python -m gateway serve-py4j}) with default options; see
+     * {@link #connect(String, int, RemoteGateway.Options)}.
+     */
+    public static RemoteGateway connect(String host, int port) {
+        return connect(host, port, RemoteGateway.Options.defaults());
+    }
+
+    /**
+     * Connects to an out-of-process gateway listening on {@code host:port}: opens a session (a shared-memory ring for
+     * the tensors, Py4J for control) and returns the gateway; it reconnects by itself after a gateway restart. Needs
+     * the Py4J client module ({@code dev.scoregate:scoregate-py4j-client}) on the class path; this jar has no
+     * dependencies. Does not {@link #register} the gateway. Close it when done.
+     *
+     * @throws GatewayUnavailableException if no session opens within {@link RemoteGateway.Options#connectTimeout()}
+     *                                     or the Py4J client module is missing
+     */
+    public static RemoteGateway connect(String host, int port, RemoteGateway.Options options) {
+        return dev.scoregate.bridge.shm.ShmGateway.connect(host, port, options);
+    }
+
     /** The registered gateway, if any. */
     public static Optional<ModelGateway> find() {
         return Optional.ofNullable(CURRENT.get());
