@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from perf.floor import floor_op
 from perf.harness import Case, Measurement, Op, Result, Suite
 
 WORKERS = 2
@@ -81,27 +82,9 @@ def _host() -> tuple[Any, Any, int]:
 
 
 def _floor(batch: int) -> Op:
-    import onnxruntime as ort
-
-    from gateway.options import RuntimeOptions
-    from gateway.runtime import session_options
     from perf.bench_model import bench_mlp_path
 
-    session = ort.InferenceSession(
-        str(bench_mlp_path()), session_options(RuntimeOptions()), providers=["CPUExecutionProvider"]
-    )
-    x = np.random.default_rng(11).normal(size=(batch, 64)).astype(np.float32)
-    out = np.empty(batch, dtype=np.float32)
-    binding = session.io_binding()
-    binding.bind_input("features", "cpu", 0, np.float32, x.shape, x.ctypes.data)
-    binding.bind_output("score", "cpu", 0, np.float32, out.shape, out.ctypes.data)
-    keep = (x, out)
-
-    def op() -> object:
-        session.run_with_iobinding(binding)
-        return keep
-
-    return op
+    return floor_op(bench_mlp_path(), np.random.default_rng(11).normal(size=(batch, 64)).astype(np.float32))
 
 
 def _bridge(threads: int, rows: int) -> Op:

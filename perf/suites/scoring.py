@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from perf.floor import floor_op
 from perf.harness import Case, Op, Result, Suite
 from perf.loadgen import open_loop
 
@@ -45,24 +46,8 @@ def _inputs(model: str, batch: int) -> tuple[Path, np.ndarray[Any, Any], int]:
 
 
 def _floor(model: str, batch: int) -> Op:
-    import onnxruntime as ort
-
-    from gateway.options import RuntimeOptions
-    from gateway.runtime import session_options
-
-    path, x, rows = _inputs(model, batch)
-    session = ort.InferenceSession(str(path), session_options(RuntimeOptions()), providers=["CPUExecutionProvider"])
-    out = np.empty(rows, dtype=np.float32)
-    binding = session.io_binding()
-    binding.bind_input("features", "cpu", 0, np.float32, x.shape, x.ctypes.data)
-    binding.bind_output("score", "cpu", 0, np.float32, out.shape, out.ctypes.data)
-    keep = (x, out)
-
-    def op() -> object:
-        session.run_with_iobinding(binding)
-        return keep
-
-    return op
+    path, x, _ = _inputs(model, batch)
+    return floor_op(path, x)
 
 
 def _runtime(model: str, batch: int) -> Op:
