@@ -13,8 +13,9 @@ import java.util.concurrent.locks.LockSupport;
 
 /**
  * One admitted request on its way through the gateway: its queue links, the state that says who owns its buffers,
- * and its outcome. A synchronous caller parks its own thread ({@link LockSupport#parkNanos}) until the outcome is
- * set or its deadline passes, and the lane unparks it; an asynchronous one has a future instead.
+ * and its outcome. A synchronous caller spins briefly when a core is free ({@link SpinBudget}), then parks its own
+ * thread ({@link LockSupport#parkNanos}) until the outcome is set or its deadline passes, and the lane unparks it;
+ * an asynchronous one has a future instead.
  *
  * <h2>States</h2>
  * Leaving {@link #QUEUED} happens under the queue's lock. Leaving {@link #TAKEN} is a CAS, because there the lane
@@ -67,6 +68,9 @@ final class Pending {
     Pending next;
     Pending modelPrev;
     Pending modelNext;
+
+    /** Nothing else was queued when it was linked: its wait is about one scoring, worth spinning for. */
+    boolean queuedAlone;
 
     volatile int state;
     /** Null until finished; then SUCCESS or a Failure. Set before the waiter is woken or the future completed. */
@@ -136,7 +140,10 @@ final class Pending {
      * Caller: parks until the outcome, or until the deadline, when it gives up if it still can (rule 2).
      * Interruption gives up the same way, and the interrupt status is kept.
      */
-    ScoreResult await(RequestQueue queue) {
+    ScoreResult await(RequestQueue queue, SpinBudget spin, long spinNanos) {
+        if (spinNanos > 0 && queuedAlone && outcome == null) {
+            spinForOutcome(spin, spinNanos);
+        }
         boolean interrupted = false;
         try {
             while (outcome == null) {
@@ -166,6 +173,27 @@ final class Pending {
             return ScoreResult.of(servedBy, request);
         }
         throw ((Failure) result).toException(request.model().toString());
+    }
+
+    /**
+     * Busy-waits up to {@code spinNanos} (never past the deadline) for the outcome, if the budget has a free core:
+     * the lane's unpark then costs nothing and the caller does not pay a wake-up (see {@link SpinBudget}). Only
+     * requests that found the queue empty spin: behind others, the wait is several scorings long and the core is
+     * better left to the lanes.
+     */
+    private void spinForOutcome(SpinBudget spin, long spinNanos) {
+        if (!spin.tryAcquire()) {
+            return;
+        }
+        try {
+            long start = System.nanoTime();
+            long limit = Math.min(spinNanos, deadline() - start);
+            for (int i = 1; outcome == null && System.nanoTime() - start < limit && !spin.overcommitted(); i++) {
+                SpinBudget.pause(i);
+            }
+        } finally {
+            spin.release();
+        }
     }
 
     /** Timer of an asynchronous request, at its deadline. */

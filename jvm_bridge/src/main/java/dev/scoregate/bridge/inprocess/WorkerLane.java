@@ -63,6 +63,7 @@ public final class WorkerLane {
 
     private final InProcessGateway gateway;
     private final RequestQueue queue;
+    private final SpinBudget spin;
     private final int index;
     private final ByteBuffer control;
     private final ByteBuffer staging;
@@ -71,11 +72,14 @@ public final class WorkerLane {
     /** Row of the staged batch each request starts at; parallel to batch.items. */
     private final int[] rowStart;
     private boolean staged;
+    /** Between a take that returned a batch and the next take: this lane counts as a busy core. */
+    private boolean busy;
 
-    WorkerLane(InProcessGateway gateway, RequestQueue queue, int index, int maxBatchRows, int maxFeatures,
+    WorkerLane(InProcessGateway gateway, RequestQueue queue, SpinBudget spin, int index, int maxBatchRows, int maxFeatures,
                int maxOutputWidth) {
         this.gateway = gateway;
         this.queue = queue;
+        this.spin = spin;
         this.index = index;
         this.control = aligned(CONTROL_LONGS * Long.BYTES);
         long inputBytes = (long) maxBatchRows * maxFeatures * Float.BYTES;
@@ -138,11 +142,19 @@ public final class WorkerLane {
             throw new IllegalStateException(this + ": the previous batch of " + batch.size + " requests is still "
                     + "outstanding; call complete() or fail() first");
         }
+        if (busy) {
+            busy = false;
+            spin.release();
+        }
         long until = System.nanoTime() + Math.max(0, timeoutNanos);
         while (true) {
             int n = queue.take(index, until - System.nanoTime(), batch);
             failExpired();
             if (n <= 0 || prepare()) {
+                if (n > 0) {
+                    busy = true;
+                    spin.busy();
+                }
                 return n <= 0 ? n : batch.size;
             }
             // Every request of the batch was abandoned before we got to it: take again, within the same timeout.
