@@ -23,6 +23,7 @@ from typing import Any, TextIO
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
+from gateway.blas import single_threaded_blas
 from gateway.engine import Engine
 from gateway.errors import ScoregateError
 
@@ -117,6 +118,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> DemoSummary:
     """Run the demo for ``options.duration_s`` seconds, printing live figures to ``out``."""
     from models.demo import demo_request_features, load_demo_manifests
 
+    single_threaded_blas()
     manifests = [m for m in load_demo_manifests(options.demo_dir) if m.stage in ("early_ranking", "full_scoring")]
     engine = Engine.from_directory(options.demo_dir / "models")
     from models.synth import feature_indices

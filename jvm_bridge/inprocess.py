@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from gateway.blas import single_threaded_blas
 from gateway.engine import Engine
 from gateway.errors import (
     DeadlineExceededError,
@@ -178,6 +179,8 @@ class InProcessHost:
 
     def __init__(self, engine: Engine, options: InProcessOptions | None = None) -> None:
         import jpype
+
+        single_threaded_blas()  # numpy's BLAS threads would fight the workers for the cores (gateway/blas.py)
 
         self.options = options or InProcessOptions()
         self.engine = engine

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from gateway.blas import single_threaded_blas
 from gateway.engine import Engine
 from jvm_bridge.shm_ring import SERVING, check_platform, remove_stale_files
 from jvm_bridge.shm_session import ShmSession, served_models
@@ -188,6 +189,7 @@ class Py4jServer:
         control: Callable[[Py4jServer], GatewayControl] = GatewayControl,
     ) -> None:
         check_platform()
+        single_threaded_blas()  # numpy's BLAS threads would fight the workers for the cores (gateway/blas.py)
         self.engine = engine
         self.options = options or Py4jServerOptions()
         self.control = control(self)

@@ -28,6 +28,7 @@ SUITES: dict[str, str] = {
 
 EXTERNAL: dict[str, str] = {
     "jmh": "perf.suites.jmh",
+    "pipeline": "perf.suites.pipeline",
 }
 
 
