@@ -5,6 +5,7 @@ Commands::
     demo      load the demo models and drive ad-request traffic, printing live figures
     serve     host a Java program in process (JPype): it scores through ModelGateways.get()
     serve-py4j  serve ad-server JVMs out of process: Py4J control, tensors in shared memory
+    serve-grpc  serve the models over gRPC (KServe V2 / Open Inference Protocol) to non-JVM clients
     models    list the models in a directory with their signatures
 
 This module is where the gateway is assembled from its transports, so it alone imports
@@ -66,6 +67,33 @@ def _parser() -> argparse.ArgumentParser:
     py4j.add_argument("--port", type=int, default=25334, help="Py4J port; 0 picks a free one (default %(default)s)")
     py4j.add_argument("--workers", type=int, default=2, help="scoring threads per client JVM (default %(default)s)")
 
+    grpc = sub.add_parser(
+        "serve-grpc",
+        help="serve the models over gRPC: the KServe V2 / Open Inference Protocol (tritonclient works)",
+        description="Load the models and serve them over gRPC with the KServe V2 / Open Inference Protocol "
+        "(inference.GRPCInferenceService: ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata, "
+        "ModelInfer), plus standard health checking and server reflection. Beyond --max-in-flight concurrent "
+        "calls the server answers RESOURCE_EXHAUSTED at once. Runs until SIGTERM or Ctrl-C.",
+    )
+    grpc.add_argument("--models", type=Path, default=DEFAULT_DEMO_DIR / "models", help="model directory (%(default)s)")
+    grpc.add_argument("--host", default="127.0.0.1", help="listen address (default %(default)s)")
+    grpc.add_argument("--port", type=int, default=8001, help="gRPC port; 0 picks a free one (default %(default)s)")
+    grpc.add_argument("--workers", type=int, default=4, help="server threads (default %(default)s)")
+    grpc.add_argument(
+        "--max-in-flight", type=int, default=64, help="calls admitted at once, running or queued (default %(default)s)"
+    )
+    grpc.add_argument(
+        "--max-message-mb", type=float, default=64.0, help="largest request or response, MiB (default %(default)s)"
+    )
+    grpc.add_argument("--tls-cert", type=Path, help="PEM server certificate chain (with --tls-key: TLS on)")
+    grpc.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    grpc.add_argument(
+        "--token",
+        help="require metadata 'authorization: Bearer TOKEN' on every call but health checks "
+        "(default: no authentication; prefer --token-file, since a command line is visible to other users)",
+    )
+    grpc.add_argument("--token-file", type=Path, help="read the bearer token from this file (whitespace stripped)")
+
     models = sub.add_parser("models", help="list the models in a directory and their signatures")
     models.add_argument(
         "directory", type=Path, nargs="?", default=DEFAULT_DEMO_DIR / "models", help="default %(default)s"
@@ -83,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         summary = run_demo(DemoOptions(args.demo_dir, args.duration, args.threads, args.candidates))
         return 1 if summary.requests == 0 else 0
-    if args.command == "serve":
-        return _serve(args)
+    if args.command in ("serve", "serve-grpc"):
+        return _serve(args) if args.command == "serve" else _serve_grpc(args)
     if args.command == "serve-py4j":
         from jvm_bridge.py4j_server import Py4jServerOptions, serve
 
@@ -110,6 +138,29 @@ def _serve(args: argparse.Namespace) -> int:
     with InProcessHost(engine, InProcessOptions(workers=args.workers, max_delay_us=args.max_delay_us)) as host:
         host.run_main(args.jvm_main, java_args)
     return 0
+
+
+def _serve_grpc(args: argparse.Namespace) -> int:
+    from gateway.grpc import GrpcServerOptions, serve
+
+    token = args.token
+    if args.token_file is not None:
+        token = args.token_file.read_text(encoding="utf-8").strip()
+    try:
+        options = GrpcServerOptions(
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            max_in_flight=args.max_in_flight,
+            max_message_bytes=int(args.max_message_mb * 1024 * 1024),
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            token=token,
+        )
+    except ValueError as exc:
+        print(f"serve-grpc: {exc}", file=sys.stderr)
+        return 2
+    return serve(args.models, options)
 
 
 if __name__ == "__main__":

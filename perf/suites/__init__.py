@@ -24,6 +24,7 @@ SUITES: dict[str, str] = {
     "scoring": "perf.suites.scoring",
     "bridge": "perf.suites.bridge",
     "py4j": "perf.suites.py4j",
+    "grpc": "perf.suites.grpc",
 }
 
 EXTERNAL: dict[str, str] = {
