@@ -37,14 +37,16 @@ batch 1 (75 s on the 2-core machines). Full: 2 rounds, ``-wi 3 -i 5 -w 1s -r 1s`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -61,13 +63,25 @@ BENCHMARKS: dict[str, str] = {
     "ort_java": "OrtJavaBenchmark.run",
     "ort_java_pinned": "OrtJavaBenchmark.runPinned",
     "bridge": "InProcessBridgeBenchmark.score",
+    "py4j": "RemoteGatewayBenchmark.score",
+    "grpc": "GrpcBenchmark.infer",
 }
+#: The transports compared with ONNX Runtime's Java API, in the order each round starts them.
+SIDES = ("ort_java", "bridge", "py4j", "grpc")
+#: Python server command of each out-of-process side (``python -m gateway ...``).
+_SERVERS = {"py4j": "serve-py4j", "grpc": "serve-grpc"}
 #: (batch, threads) of the named figures; every run measures them.
 HEADLINE = ((256, 1), (256, 8), (1, 32))
 
 _TPUT_PER_S = {"ops/s": 1.0, "ops/ms": 1e3, "ops/us": 1e6, "ops/ns": 1e9}
 _TIME_US = {"s/op": 1e6, "ms/op": 1e3, "us/op": 1.0, "ns/op": 1e-3}
 _CHILD_TIMEOUT_S = 3600
+_SERVER_START_S = 60.0
+#: The benchmark model's name in the servers' model directory (the Java benchmarks' ``model`` param).
+MODEL = "bench_mlp"
+#: Scoring threads per client of the Py4J server, as the bridge's Python workers (the gRPC server keeps its
+#: default handler pool).
+SERVER_WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -111,6 +125,10 @@ def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:
     say: Callable[[str], None] = (lambda line: print(line, flush=True)) if show_progress else (lambda line: None)
     work = Path(tempfile.mkdtemp(prefix="scoregate-jmh-"))
     started = time.perf_counter()
+    # The out-of-process servers load a model directory: <root>/<name>/<version>/model.onnx.
+    models = work / "models"
+    (models / MODEL / "1").mkdir(parents=True)
+    (models / MODEL / "1" / "model.onnx").symlink_to(model.resolve())
     try:
         files: list[tuple[int, Path]] = []
         diags: list[dict[str, Any]] = []
@@ -118,12 +136,17 @@ def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:
             for threads, batches in cases.items():
                 # Each thread count's pair runs back to back, in alternating order from round to round, so
                 # that a noisy neighbour's burst lands on both sides of a ratio alike.
-                sides = ("ort_java", "bridge") if r % 2 == 0 else ("bridge", "ort_java")
+                sides = SIDES if r % 2 == 0 else SIDES[::-1]
                 for side in sides:
                     t0 = time.perf_counter()
                     if side == "ort_java":
                         out = work / f"ort-r{r}-t{threads}.json"
                         _java_ort(model, threads, batches, plan, out, work / "ort.log")
+                        files.append((r, out))
+                    elif side in _SERVERS:
+                        out = work / f"{side}-r{r}-t{threads}.json"
+                        with _server(side, models, work / f"{side}-server.log") as port:
+                            _java_remote(side, port, threads, batches, plan, out, work / f"{side}.log")
                         files.append((r, out))
                     else:
                         out_dir = work / f"bridge-r{r}-t{threads}"
@@ -159,6 +182,67 @@ def _java_ort(model: Path, threads: int, batches: Sequence[int], plan: JmhPlan, 
         "-t", str(threads), *plan.cli(), "-foe", "true", "-rf", "json", "-rff", str(out),
     ]  # fmt: skip
     _call(cmd, log)
+
+
+def _java_remote(
+    side: str, port: int, threads: int, batches: Sequence[int], plan: JmhPlan, out: Path, log: Path
+) -> None:
+    """The JMH benchmark of ``side`` against a Python server on 127.0.0.1:``port``, in JMH's own fork."""
+    java = shutil.which("java")
+    if java is None:
+        raise FileNotFoundError("no 'java' on the PATH (a JDK 17 is needed, as for the Maven build)")
+    bench = BENCHMARKS[side].replace(".", r"\.")
+    cmd = [
+        java, "-jar", str(JAR), rf"{PACKAGE}\.{bench}$",
+        "-p", f"port={port}", "-p", f"model={MODEL}", "-p", "batch=" + ",".join(map(str, batches)),
+        "-t", str(threads), *plan.cli(), "-foe", "true", "-rf", "json", "-rff", str(out),
+    ]  # fmt: skip
+    _call(cmd, log)
+
+
+@contextlib.contextmanager
+def _server(side: str, models: Path, log: Path) -> Iterator[int]:
+    """``python -m gateway serve-py4j|serve-grpc`` on a free loopback port, up until the block ends."""
+    port = _free_port()
+    cmd = [
+        sys.executable, "-m", "gateway", _SERVERS[side], "--models", str(models), "--port", str(port),
+        *(["--workers", str(SERVER_WORKERS)] if side == "py4j" else []),
+    ]  # fmt: skip
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write(f"$ {' '.join(cmd)}\n")
+        fh.flush()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        try:
+            _wait_listening(port, proc, _SERVER_START_S)
+            yield port
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode} before listening on port {port}")
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)  # polling a port that is not open yet: nothing to wait on instead
+    raise TimeoutError(f"no server on 127.0.0.1:{port} after {timeout_s:.0f} s")
 
 
 def _python_bridge(cases: Mapping[int, Sequence[int]], plan: JmhPlan, out_dir: Path, log: Path) -> None:
@@ -273,6 +357,11 @@ def figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         for batch, threads in pairs:
             bridge = by[("bridge", batch, threads)]
             out[f"bridge_over_{label}_tput_b{batch}_t{threads}"] = bridge / by[(other, batch, threads)]
+    for side in ("py4j", "grpc"):
+        for batch, threads in pairs:
+            if (side, batch, threads) in by:
+                ratio = by[(side, batch, threads)] / by[("ort_java", batch, threads)]
+                out[f"{side}_over_ortjava_tput_b{batch}_t{threads}"] = ratio
     return out
 
 

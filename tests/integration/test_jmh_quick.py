@@ -1,4 +1,4 @@
-"""Suite ``jmh`` (ONNX Runtime's Java API vs the in-process bridge, in JMH) runs in --quick mode, so it cannot rot.
+"""Suite ``jmh`` (ONNX Runtime's Java API vs the bridge, Py4J + shared memory and gRPC, in JMH) runs in --quick mode.
 
 Needs ``perf/target/benchmarks.jar`` (``make setup`` builds it) and a ``java`` on the PATH.
 """
@@ -46,6 +46,8 @@ def test_jmh_suite_quick(tmp_path: Path) -> None:
         for name in (
             f"bridge_over_ortjava_tput_b{batch}_t{threads}",
             f"bridge_over_ortjava_pinned_tput_b{batch}_t{threads}",
+            f"py4j_over_ortjava_tput_b{batch}_t{threads}",
+            f"grpc_over_ortjava_tput_b{batch}_t{threads}",
         ):
             assert figures[name] > 0, name
 
