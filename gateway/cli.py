@@ -7,6 +7,10 @@ Commands::
     serve-py4j  serve ad-server JVMs out of process: Py4J control, tensors in shared memory
     serve-grpc  serve the models over gRPC (KServe V2 / Open Inference Protocol) to non-JVM clients
     models    list the models in a directory with their signatures
+    publish   validate model packages and publish them to the artifact store
+    validate  run the validation gates on a package or a published version
+    list      list published models, versions and validation verdicts
+    status    load the store's latest versions and report each version's state
 
 This module is where the gateway is assembled from its transports, so it alone imports
 ``jvm_bridge`` (lazily, inside the command that needs it); the scoring core never does.
@@ -98,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument(
         "directory", type=Path, nargs="?", default=DEFAULT_DEMO_DIR / "models", help="default %(default)s"
     )
+    from gateway.model_commands import add_commands
+
+    add_commands(sub)
     return p
 
 
@@ -124,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in engine.names():
             print(repr(engine.runtime(name)))
         return 0
-    return 2
+    from gateway.model_commands import run_command  # publish, validate, list, status
+
+    return run_command(args)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -2,35 +2,91 @@
 
 The JPype host, the Py4J server and the gRPC service each turn their wire into
 ``engine.score(name, x, out)`` (or ``engine.run`` for multi-input models) and map
-:mod:`gateway.errors` back out. For now the engine holds one runtime per model name; the model
-lifecycle replaces the plain mapping with versioned handles, behind the same calls.
+:mod:`gateway.errors` back out.
 
-Thread-safety: lookups read an immutable dict that :meth:`Engine.add` replaces whole, so scoring
-threads never take a lock.
+Models are versioned (:mod:`models.manager`): ``name`` reaches the live version of a model and
+``name@version`` pins one version; several versions may serve at once. Every call holds a handle on
+the version it runs, so a hot-swap never closes a session under a running call: the swap switches
+new calls to the new version, the old one finishes its calls, then closes.
+
+Two ways in:
+
+* :meth:`Engine.from_store` serves packages from an artifact store (:mod:`models.store`); the
+  version manager loads, warms and swaps them as :attr:`Engine.manager`'s aspired versions change.
+* ``Engine(runtimes)``, :meth:`Engine.add` and :meth:`Engine.from_directory` serve runtimes loaded by
+  the caller, each as the live (and only) version of its name.
+
+Thread-safety: every method may be called from any thread. Scoring threads take no engine-wide lock:
+a lookup reads an immutable snapshot and holds one handle for the duration of the call.
 """
 
 from __future__ import annotations
 
-import threading
+import functools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gateway.errors import ModelNotFoundError
+from gateway.errors import ModelLoadError, ModelNotFoundError
+from gateway.loader import load_package, release_free_memory, validated_package, warm_runtime
 from gateway.options import RuntimeOptions
 from gateway.runtime import ModelRuntime
+from models.handle import Harness
+from models.ids import ModelId
+from models.manager import ManagerOptions, VersionManager
+from models.package import Package
+from models.registry import VersionNotFoundError
+from models.store import ArtifactStore
 
 __all__ = ["Engine"]
 
 
 class Engine:
-    """Loaded models by name."""
+    """Served models by name (live version) and by ``name@version``."""
 
-    def __init__(self, runtimes: Iterable[ModelRuntime] = ()) -> None:
-        self._lock = threading.Lock()
-        self._models: Mapping[str, ModelRuntime] = {r.name: r for r in runtimes}
+    def __init__(self, runtimes: Iterable[ModelRuntime] = (), *, manager: VersionManager[ModelRuntime] | None = None):
+        self.manager: VersionManager[ModelRuntime] = manager or VersionManager(
+            None, _no_loader, options=ManagerOptions(interval_s=0.0)
+        )
+        for runtime in runtimes:
+            self.add(runtime)
+
+    @classmethod
+    def from_store(
+        cls,
+        store: ArtifactStore | str | Path,
+        options: RuntimeOptions | None = None,
+        manager_options: ManagerOptions | None = None,
+        *,
+        require_validation: bool = True,
+        serve_latest: bool = True,
+        timeout: float = 120.0,
+    ) -> Engine:
+        """Serve packages from ``store``.
+
+        With ``require_validation`` (the default) a version loads only if the store holds a passing validation
+        report for it (``publish`` writes one); any other version goes to ``ERROR`` and the previous one serves on.
+        With ``serve_latest``, aspire the latest version of every published model and wait (up to ``timeout``
+        seconds) until each has loaded or failed; :meth:`VersionManager.status` says which.
+        """
+        store = store if isinstance(store, ArtifactStore) else ArtifactStore(store)
+        manager = VersionManager(
+            functools.partial(validated_package, store) if require_validation else store.get,
+            lambda package: load_package(package, options),
+            warm_runtime,
+            manager_options or ManagerOptions(),
+            after_unload=release_free_memory,
+        )
+        engine = cls(manager=manager)
+        if serve_latest:
+            for name in store.names():
+                latest = store.latest(name)
+                if latest is not None:
+                    manager.set_aspired(name, [latest])
+            manager.converge(timeout)
+        return engine
 
     @classmethod
     def from_directory(cls, root: str | Path, options: RuntimeOptions | None = None) -> Engine:
@@ -52,27 +108,53 @@ class Engine:
         return engine
 
     def add(self, runtime: ModelRuntime) -> None:
-        """Serve ``runtime`` under its name, replacing any model of that name."""
-        with self._lock:
-            models = dict(self._models)
-            models[runtime.name] = runtime
-            self._models = models
+        """Serve ``runtime`` as the live and only version of its name; any other version of that name drains and
+        closes."""
+        self.manager.install(ModelId(runtime.name, runtime.version), runtime)
 
     def names(self) -> tuple[str, ...]:
-        return tuple(sorted(self._models))
+        """Names with a live version, sorted."""
+        return self.manager.registry.snapshot.names()
+
+    def refs(self) -> tuple[str, ...]:
+        """Every serving ``name@version``."""
+        return self.manager.registry.snapshot.refs()
+
+    def _resolve_error(self, exc: VersionNotFoundError) -> ModelNotFoundError:
+        return ModelNotFoundError(exc.ref, exc.known)
 
     def runtime(self, name: str) -> ModelRuntime:
-        """The runtime serving ``name``; :class:`ModelNotFoundError` if none."""
+        """The runtime ``name`` (live) or ``name@version`` reaches now; :class:`ModelNotFoundError` if none.
+
+        For inspection (signatures, versions) and for callers that bind to one version for their lifetime: this
+        holds no handle, so a runtime kept across a swap may be closed under the holder (its calls then raise
+        :class:`gateway.errors.UnavailableError`). Score through :meth:`score`, :meth:`run` or :meth:`acquire`.
+        """
         try:
-            return self._models[name]
-        except KeyError:
-            raise ModelNotFoundError(name, self.names()) from None
+            harness = self.manager.registry.resolve(name)
+        except VersionNotFoundError as exc:
+            raise self._resolve_error(exc) from None
+        value = harness.value
+        if value is None:  # unloaded between the lookup and now
+            raise ModelNotFoundError(name, self.names())
+        return value
+
+    def acquire(self, name: str, key: bytes | None = None) -> Harness[ModelRuntime]:
+        """Hold the version ``name`` reaches: use ``harness.value``, then call ``harness.release()`` once."""
+        try:
+            return self.manager.acquire(name, key)
+        except VersionNotFoundError as exc:
+            raise self._resolve_error(exc) from None
 
     def score(
         self, name: str, x: np.ndarray[Any, Any], out: np.ndarray[Any, Any] | None = None
     ) -> np.ndarray[Any, Any]:
-        """Score ``x`` with model ``name`` into ``out``; see :meth:`ModelRuntime.score`."""
-        return self.runtime(name).score(x, out)
+        """Score ``x`` with model ``name`` (or ``name@version``) into ``out``; see :meth:`ModelRuntime.score`."""
+        harness = self.acquire(name)
+        try:
+            return harness.value.score(x, out)  # type: ignore[union-attr]  # READY harnesses hold a value
+        finally:
+            harness.release()
 
     def run(
         self,
@@ -80,13 +162,19 @@ class Engine:
         inputs: Mapping[str, np.ndarray[Any, Any]],
         outputs: Mapping[str, np.ndarray[Any, Any]] | None = None,
     ) -> dict[str, np.ndarray[Any, Any]]:
-        return self.runtime(name).run(inputs, outputs)
+        harness = self.acquire(name)
+        try:
+            return harness.value.run(inputs, outputs)  # type: ignore[union-attr]
+        finally:
+            harness.release()
 
     def close(self) -> None:
-        with self._lock:
-            models, self._models = self._models, {}
-        for runtime in models.values():
-            runtime.close()
+        """Stop the manager; every version drains, then closes."""
+        self.manager.close()
 
     def __len__(self) -> int:
-        return len(self._models)
+        return len(self.names())
+
+
+def _no_loader(package: Package) -> ModelRuntime:
+    raise ModelLoadError(str(package.id), "this engine serves installed runtimes only (no package loader)")

@@ -21,6 +21,7 @@ Thread-safety: manifests are immutable values and may be shared freely.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -360,13 +361,19 @@ def _expect(value: Any, kind: type | tuple[type, ...], what: str, kind_name: str
     return value
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """The resolved type hints of a manifest dataclass (resolving them is slow; the classes never change)."""
+    return get_type_hints(cls)
+
+
 def _decode_object(value: Any, cls: type, what: str) -> Any:
     obj = _expect(value, dict, what, "an object")
     names = [f.name for f in fields(cls)]
     missing, unknown = [n for n in names if n not in obj], sorted(set(obj) - set(names))
     if missing or unknown:
         raise _fail(what, f"missing keys {missing}" if missing else f"unknown keys {unknown}")
-    hints = get_type_hints(cls)
+    hints = _hints(cls)
     return cls(**{n: _decode(obj[n], hints[n], f"{what}.{n}" if what != "manifest" else n) for n in names})
 
 

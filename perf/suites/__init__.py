@@ -29,6 +29,7 @@ SUITES: dict[str, str] = {
 
 EXTERNAL: dict[str, str] = {
     "jmh": "perf.suites.jmh",
+    "hotswap": "perf.suites.hotswap",
     "pipeline": "perf.suites.pipeline",
 }
 
