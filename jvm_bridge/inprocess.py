@@ -20,7 +20,8 @@ Design (the measured facts behind it are in README "JVM bridge"):
    No exception ends a worker.
 
 Views are cached per (buffer, offsets, rows, features, outputs) so that a slot reused with the same row count hands
-``ModelRuntime`` the same array object and its IOBinding is not rebound.
+``ModelRuntime`` the same array object and its IOBinding is not rebound. Each batch holds a handle on the version
+it runs (``engine.acquire``), so a hot swap never closes a session under a running batch.
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ class _Worker(threading.Thread):
         control = np.frombuffer(memoryview(lane.control()), dtype=np.int64)
         self._buffers[_STAGING] = memoryview(lane.staging())
         take, complete, fail = lane.take, lane.complete, lane.fail
-        runtimes = self.host.runtimes
+        acquire = self.host.engine.acquire
+        refs = self.host.refs
         timeout_ns = int(self.host.options.take_timeout_ms * 1e6)
         views = self._views
         while True:
@@ -128,10 +130,17 @@ class _Worker(threading.Thread):
             key = (buffer, in_off, out_off, rows, features, width)
             pair = views.get(key)
             try:
-                if pair is None:
-                    pair = self._view(runtimes[model], buffer, in_off, out_off, rows, features, width)
-                self.last_batch = pair
-                runtimes[model].score(pair[0], pair[1])
+                # A handle per batch: the version serving now (hot-swap) stays open until this run ends.
+                harness = acquire(refs[model])
+                try:
+                    runtime = harness.value
+                    assert runtime is not None  # a READY harness holds its value
+                    if pair is None:
+                        pair = self._view(runtime, buffer, in_off, out_off, rows, features, width)
+                    self.last_batch = pair
+                    runtime.score(pair[0], pair[1])
+                finally:
+                    harness.release()
             except Exception as exc:  # every error is reported to the Java callers
                 self.failures += count
                 message = str(exc) if isinstance(exc, ScoregateError) else f"{type(exc).__name__}: {exc}"
@@ -186,6 +195,9 @@ class InProcessHost:
         self.engine = engine
         names = engine.names()
         self.runtimes: Sequence[ModelRuntime] = [engine.runtime(n) for n in names]
+        #: What each model index resolves through per batch: the bare name, so a hot-swapped live version serves
+        #: (same signature: the Java side checked the feature count against the version listed at start).
+        self.refs: Sequence[str] = list(names)
         pkg = jpype.JPackage(_JAVA_PACKAGE)
         specs = jpype.java.util.ArrayList()
         for rt in self.runtimes:

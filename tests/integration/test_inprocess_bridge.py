@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -243,3 +244,52 @@ def test_models_of_different_widths_batched_concurrently_keep_their_shapes() -> 
         with ThreadPoolExecutor(12) as pool:
             assert sum(pool.map(caller, range(12))) == 360
         assert host.stats()["failures"] == 0
+
+
+def test_a_hot_swap_under_java_callers_loses_no_call(logistic: Any) -> None:
+    """Java threads keep calling while the live version is replaced 20 times: every call succeeds, each result is
+    one version's scores (old or new, never a closed session), and the new version serves at the end."""
+    start_jvm()
+    model_a, w, b = logistic
+    model_b, w_b, b_b = logistic_model(FEATURES, seed=99)
+    engine = Engine([ModelRuntime.load(model_a, name="ctr", version="1")])
+    x = np.random.default_rng(5).normal(size=(8, FEATURES)).astype(np.float32)
+    want = {"a": reference_scores(x, w, b), "b": reference_scores(x, w_b, b_b)}
+    with InProcessHost(engine, InProcessOptions(workers=2)) as host:
+        gateway = _java().ModelGateways.get()
+        arena = host.new_arena(4, 8, FEATURES)
+        stop = threading.Event()
+        seen: list[str] = []
+        errors: list[str] = []
+
+        def caller() -> None:
+            with arena.acquire() as slot:
+                _fill(slot, x)
+                while not stop.is_set():
+                    try:
+                        got = _scores(gateway.score(_request(slot, 8, "ctr")), 8)
+                    except Exception as exc:  # a JException: what the test must never see
+                        errors.append(str(exc))
+                        continue
+                    match = [k for k, v in want.items() if np.allclose(got, v, rtol=1e-5, atol=1e-6)]
+                    seen.append(match[0] if match else "neither")
+
+        threads = [threading.Thread(target=caller) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for k in range(20):
+            model, version = (model_b, f"{k + 2}") if k % 2 == 0 else (model_a, f"{k + 2}")
+            engine.add(ModelRuntime.load(model, name="ctr", version=version))
+        final = ModelRuntime.load(model_b, name="ctr", version="99")
+        engine.add(final)
+        target = len(seen) + 50  # let 50 more calls run on the final version (bounded: 30 s)
+        give_up = time.monotonic() + 30
+        while len(seen) < target and not errors and time.monotonic() < give_up:
+            stop.wait(0.005)
+        stop.set()
+        for t in threads:
+            t.join(30)
+    engine.close()
+    assert errors == []
+    assert "neither" not in seen
+    assert seen[-1] == "b" and {"a", "b"} <= set(seen)
