@@ -50,6 +50,8 @@ class Measurement:
 
     latencies_ns: Sequence[int]
     elapsed_s: float
+    #: Operations refused by the system under test (open loop only), not in ``latencies_ns``.
+    refused: int = 0
 
 
 #: Measures a case for about ``seconds``; the default runs the op back to back (closed loop).

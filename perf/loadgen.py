@@ -23,11 +23,16 @@ from perf.harness import Measurement, Op, Runner
 __all__ = ["OpenLoop", "open_loop"]
 
 _SPIN_NS = 200_000  # closer than this to the due time, spin instead of sleeping
+_REFUSED = -1
 
 
 @dataclass(frozen=True)
 class OpenLoop:
-    """Drive ``op`` at ``rate_per_s`` for ``seconds`` with ``workers`` threads."""
+    """Drive ``op`` at ``rate_per_s`` for ``seconds`` with ``workers`` threads.
+
+    An op that returns ``False`` was refused (admission control shed it): its latency is left out of the
+    measurement and counted in :attr:`Measurement.refused`, so percentiles describe the requests that were served.
+    """
 
     rate_per_s: float
     workers: int = 1
@@ -65,7 +70,9 @@ class OpenLoop:
                     sleep((due - now - _SPIN_NS) / 1e9)
                 while clock() < due:
                     pass
-                op()
+                if op() is False:
+                    latencies[i] = _REFUSED
+                    continue
                 latencies[i] = clock() - due
 
         threads = [threading.Thread(target=work, name=f"loadgen-{k}", daemon=True) for k in range(self.workers)]
@@ -73,7 +80,8 @@ class OpenLoop:
             t.start()
         for t in threads:
             t.join()
-        return Measurement(latencies, (clock() - start) / 1e9)
+        served = [v for v in latencies if v != _REFUSED]
+        return Measurement(served, (clock() - start) / 1e9, refused=total - len(served))
 
 
 def open_loop(rate_per_s: float, workers: int = 1) -> Runner:

@@ -38,7 +38,7 @@ import numpy.typing as npt
 
 from gateway.blas import single_threaded_blas
 from gateway.engine import Engine
-from gateway.errors import DeadlineExceededError, InvalidInputError, ScoregateError
+from gateway.errors import DeadlineExceededError, InvalidInputError, ScoregateError, UnavailableError
 from gateway.pipeline.auction import AuctionOutcome, PodOutcome, ecpm, fill_pod, run_auction
 from gateway.pipeline.features import ColumnPlan, FeatureSource
 from gateway.pipeline.spec import PipelineSpec
@@ -48,6 +48,10 @@ __all__ = ["AdRequest", "AdResponse", "ModelReport", "Pipeline", "Tier", "balanc
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
+
+#: Default admission bound per scoring thread: enough to keep every core busy between stages, few enough that an
+#: admitted request still meets a 20 ms budget at saturation (Little's law: ~300 requests/s x 20 ms = 6 on 2 cores).
+DEFAULT_IN_FLIGHT_PER_THREAD = 3
 
 
 class Tier(StrEnum):
@@ -148,7 +152,8 @@ class Pipeline:
 
     ``priors`` maps each full-scoring model (and fallback) to its static prior (the manifest's ``fallback.value``);
     ``embeddings`` holds every ad's retrieval embedding, row = ad id. ``scoring_threads`` sizes the full-scoring
-    pool (default: the cores). Close it with :meth:`close`.
+    pool (default: the cores); ``max_in_flight`` bounds admitted requests (default 3 per scoring thread). Close it
+    with :meth:`close`.
     """
 
     def __init__(
@@ -160,6 +165,7 @@ class Pipeline:
         priors: Mapping[str, float],
         feature_names: Mapping[str, tuple[str, ...]],
         scoring_threads: int | None = None,
+        max_in_flight: int | None = None,
     ) -> None:
         single_threaded_blas()  # retrieval's matrix-vector product: 0.19 ms on one thread, 1.4 ms on OpenBLAS's
         spec.validate(engine.names())
@@ -179,6 +185,10 @@ class Pipeline:
         self._emb_all = emb
         self._dim = int(emb.shape[1])
         threads = scoring_threads or _cores()
+        #: Requests admitted at once; beyond it :meth:`run` refuses at once (UnavailableError) instead of queueing.
+        self.max_in_flight = max_in_flight or DEFAULT_IN_FLIGHT_PER_THREAD * threads
+        self._admission = threading.BoundedSemaphore(self.max_in_flight)
+        self.rejected = 0
         self._pool = cf.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="scoregate-pipeline")
         self._local = _ThreadBuffers()
         self.model_cost_us = self._measure_costs()
@@ -213,6 +223,7 @@ class Pipeline:
         demo_dir: str | Path,
         spec: PipelineSpec | None = None,
         scoring_threads: int | None = None,
+        max_in_flight: int | None = None,
     ) -> Pipeline:
         """The demo's pipeline: ``demo_dir`` as ``python -m models.demo build`` writes it (models, data, export)."""
         from gateway.pipeline.features import ExportFeatures
@@ -228,10 +239,26 @@ class Pipeline:
             priors[model] = float(manifest.fallback.value)
             names[model] = tuple(manifest.feature_names)
         embeddings = np.load(root / "data" / spec.retrieval.embeddings)
-        return cls(engine, spec, ExportFeatures(root / "export"), embeddings, priors, names, scoring_threads)
+        features = ExportFeatures(root / "export")
+        return cls(engine, spec, features, embeddings, priors, names, scoring_threads, max_in_flight)
 
     # ------------------------------------------------------------------------------------------------ request
     def run(self, request: AdRequest, *, keep_scores: bool = False) -> AdResponse:
+        """Serve one request (:meth:`_run`), or refuse it at once with :class:`UnavailableError` when
+        ``max_in_flight`` requests are already being served: under overload the gateway sheds what it cannot serve
+        in time instead of letting every request's latency grow."""
+        if not self._admission.acquire(blocking=False):
+            self.rejected += 1  # approximate under races; a counter for reports, not for decisions
+            raise UnavailableError(
+                f"pipeline overloaded: {self.max_in_flight} requests in flight (max_in_flight); request "
+                f"{request.request_id} refused, retry elsewhere or later"
+            )
+        try:
+            return self._run(request, keep_scores=keep_scores)
+        finally:
+            self._admission.release()
+
+    def _run(self, request: AdRequest, *, keep_scores: bool) -> AdResponse:
         """Serve one request; raises only for a malformed request (:class:`InvalidInputError` subclasses), a
         retrieval or early-ranking failure (their models have no fallback: without candidates there is no auction),
         or a budget spent before full scoring (:class:`DeadlineExceededError`). ``keep_scores`` puts the

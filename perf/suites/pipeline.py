@@ -5,8 +5,11 @@ this machine, at 50 %, 80 % and 100 % of its measured saturation.
    scoring out over its own pool, one thread per core); the best throughput of complete answers (no model late or
    fallen back: a pipeline that drops models can always go faster) is the saturation rate.
 2. **Load levels**: open loop (:class:`perf.loadgen.OpenLoop`, latency from each request's *intended* send time, so
-   queueing shows) at 50 %, 80 % and 100 % of it. A request answered after its 20 ms budget, or refused by a
-   stage deadline, counts as failed; a response where some model was late or fell back counts as degraded.
+   queueing shows) at 50 %, 80 %, 100 % and 200 % (overload) of it. A request refused by admission control
+   (``max_in_flight``) counts as rejected and is left out of the latency percentiles (they describe what was
+   served); one that failed (a stage deadline) counts as failed; a response where some model was late or fell back
+   counts as degraded. Overload figure: ``pipeline_p99_at_200pct_over_80pct`` (target <= 2: shedding keeps the
+   served requests' tail bounded).
 
 Everything runs in one process, one level after another, after a warm-up (the JVM-free pipeline does not need forks
 to be fair to anything: there is no second side to interleave with). Figures: ``pipeline_saturation_rps``,
@@ -32,7 +35,7 @@ from perf.loadgen import OpenLoop
 from perf.report import document_rows
 from perf.suites import ExternalSuite
 
-LEVELS = (0.5, 0.8, 1.0)
+LEVELS = (0.5, 0.8, 1.0, 2.0)
 CONCURRENCY = (1, 2, 4)
 #: Open-loop driver threads: enough that a slow request never holds up the next one's send time.
 DRIVERS = 16
@@ -53,7 +56,7 @@ class _Traffic:
     """Cycles through the marketplace's request contexts; counts failures and degraded answers."""
 
     def __init__(self, pipeline: Any, contexts: int) -> None:
-        from gateway.errors import ScoregateError
+        from gateway.errors import ScoregateError, UnavailableError
         from gateway.pipeline import AdRequest
 
         self._pipeline = pipeline
@@ -61,28 +64,38 @@ class _Traffic:
         self._next = itertools.count()
         self._lock = threading.Lock()
         self._error = ScoregateError
+        self._refused = UnavailableError
         self.failed = 0
+        self.rejected = 0
         self.degraded = 0
         self.served = 0
+        self.latencies_ns: list[int] = []
 
     def reset(self) -> None:
         with self._lock:
-            self.failed = self.degraded = self.served = 0
+            self.failed = self.rejected = self.degraded = self.served = 0
+            self.latencies_ns = []
 
-    def op(self) -> None:
+    def op(self) -> bool:
+        """One request; False if admission control refused it (the open loop then leaves its latency out)."""
         request = self._requests[next(self._next) % len(self._requests)]
         try:
             response = self._pipeline.run(request)
+        except self._refused:
+            with self._lock:
+                self.rejected += 1
+            return False
         except self._error:
             with self._lock:
                 self.failed += 1
-            return
+            return True
         with self._lock:
             self.served += 1
             self.degraded += int(response.degraded)
+        return True
 
 
-def _threads(op: Callable[[], None], threads: int, seconds: float) -> Measurement:
+def _threads(op: Callable[[], object], threads: int, seconds: float) -> Measurement:
     """``threads`` closed loops at once; merged latencies, wall time of the slowest."""
     results: list[Measurement] = []
     lock = threading.Lock()
@@ -156,12 +169,17 @@ def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:
                 pct = round(level * 100)
                 rows.append(_row("open_loop", {"load_pct": pct, "rate_per_s": round(rate, 1)}, m, _counts(traffic)))
                 r = rows[-1]
-                total = max(1, traffic.served + traffic.failed)
+                total = max(1, traffic.served + traffic.failed + traffic.rejected)
                 figures[f"pipeline_p50_ms_at_{pct}pct"] = r["p50_us"] / 1000
                 figures[f"pipeline_p99_ms_at_{pct}pct"] = r["p99_us"] / 1000
                 figures[f"pipeline_failed_share_at_{pct}pct"] = traffic.failed / total
+                figures[f"pipeline_rejected_share_at_{pct}pct"] = traffic.rejected / total
                 figures[f"pipeline_degraded_share_at_{pct}pct"] = traffic.degraded / total
                 say(f"pipeline {pct}%: {rate:.0f}/s p50 {r['p50_us'] / 1000:.2f} ms p99 {r['p99_us'] / 1000:.2f} ms")
+            if "pipeline_p99_ms_at_80pct" in figures:
+                figures["pipeline_p99_at_200pct_over_80pct"] = (
+                    figures["pipeline_p99_ms_at_200pct"] / figures["pipeline_p99_ms_at_80pct"]
+                )
     finally:
         engine.close()
     doc = document_rows("pipeline", quick, rows, figures, plan.__dict__)
@@ -170,11 +188,16 @@ def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:
 
 
 def _counts(traffic: _Traffic) -> dict[str, Any]:
-    return {"served": traffic.served, "failed": traffic.failed, "degraded": traffic.degraded}
+    return {
+        "served": traffic.served,
+        "failed": traffic.failed,
+        "rejected": traffic.rejected,
+        "degraded": traffic.degraded,
+    }
 
 
 SUITE = ExternalSuite(
     "pipeline",
-    "whole ad requests (retrieval 100k, early ranking 2k, 20 models x 200) at 50/80/100 % of saturation",
+    "whole ad requests (retrieval 100k, early ranking 2k, 20 models x 200) at 50/80/100/200 % of saturation",
     run,
 )

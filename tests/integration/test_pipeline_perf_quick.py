@@ -23,15 +23,16 @@ def test_pipeline_suite_quick(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert doc["suite"] == "pipeline" and doc["quick"] is True
     levels = {r["params"]["load_pct"] for r in doc["results"] if r["name"] == "open_loop"}
-    assert levels == {50, 80, 100}
+    assert levels == {50, 80, 100, 200}
     for r in doc["results"]:
         assert r["n"] > 0 and 0 < r["p50_us"] <= r["p99_us"], r
-        assert r["served"] + r["failed"] == r["n"], "every request is answered or counted as failed"
+        assert r["served"] + r["failed"] == r["n"], "every admitted request is answered or counted as failed"
     figures = doc["figures"]
     assert figures["pipeline_saturation_rps"] > 0
     cores = doc["meta"]["cores_used"]
     assert figures["cores_per_million_rps"] == pytest.approx(1e6 * cores / figures["pipeline_saturation_rps"])
-    for pct in (50, 80, 100):
+    assert figures["pipeline_p99_at_200pct_over_80pct"] > 0
+    for pct in (50, 80, 100, 200):
         assert figures[f"pipeline_p99_ms_at_{pct}pct"] >= figures[f"pipeline_p50_ms_at_{pct}pct"] > 0
         assert 0 <= figures[f"pipeline_failed_share_at_{pct}pct"] <= 1
     assert out.with_suffix(".md").read_text().startswith("### Suite `pipeline` (quick)")
