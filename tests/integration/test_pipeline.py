@@ -14,7 +14,7 @@ import onnxruntime as ort
 import pytest
 
 from gateway.engine import Engine
-from gateway.errors import DeadlineExceededError, InvalidInputError, ModelExecutionError
+from gateway.errors import DeadlineExceededError, InvalidInputError, ModelExecutionError, UnavailableError
 from gateway.pipeline import AdRequest, Pipeline, PipelineSpec, Tier
 from gateway.pipeline.features import ExportFeatures
 from gateway.runtime import ModelRuntime
@@ -182,3 +182,38 @@ def test_bad_requests_and_spent_budgets_are_clear_errors(pipeline: Pipeline) -> 
     with pytest.raises(DeadlineExceededError, match="budget was spent before full scoring"):
         pipeline.run(AdRequest(1, context=0, budget_ms=0.001))
     assert pipeline.run(AdRequest(2, context=0)).ranked == 200, "and the pipeline keeps serving"
+
+
+def test_admission_refuses_beyond_max_in_flight_and_recovers(demo_dir: Path) -> None:
+    engine = Engine.from_directory(demo_dir / "models")
+    models = demo_dir / "models"
+    slow = _Slow.load(models / "pconversion_gbdt" / "1" / "model.onnx", name="pconversion_gbdt", version="1")
+    slow.delay_s = 0.3
+    engine.add(slow)
+    try:
+        with Pipeline.for_demo(engine, demo_dir, max_in_flight=1) as p:
+            outcomes: list[object] = []
+
+            def hold() -> None:
+                try:
+                    outcomes.append(p.run(AdRequest(1, context=1, budget_ms=1000)))
+                except UnavailableError as exc:  # refused if the loop below got in first: also fine
+                    outcomes.append(exc)
+
+            first = threading.Thread(target=hold)
+            first.start()
+            # While the first request waits on the slow model, a second one is refused at once.
+            deadline = time.monotonic() + 10
+            refused = None
+            while refused is None and time.monotonic() < deadline:
+                try:
+                    p.run(AdRequest(2, context=2, budget_ms=1000))
+                except UnavailableError as exc:
+                    refused = exc
+            first.join(30)
+            assert refused is not None and "overloaded" in str(refused) and "max_in_flight" in str(refused)
+            assert p.rejected >= 1
+            slow.delay_s = 0.0
+            assert p.run(AdRequest(3, context=3)).ranked == 200, "admitted again once the first left"
+    finally:
+        engine.close()

@@ -53,3 +53,19 @@ def test_rejects_nonsense() -> None:
         OpenLoop(0)
     with pytest.raises(ValueError, match="workers"):
         OpenLoop(10, workers=0)
+
+
+def test_refused_ops_are_counted_not_measured() -> None:
+    t = FakeTime()
+    calls = 0
+
+    def op() -> bool:
+        nonlocal calls
+        calls += 1
+        t.advance(50_000)
+        return calls % 4 != 0  # every fourth request is shed by admission control
+
+    m = OpenLoop(rate_per_s=1000).run(op, 0.2, clock=t.clock, sleep=t.sleep)
+    assert calls == 200
+    assert m.refused == 50
+    assert len(m.latencies_ns) == 150 and min(m.latencies_ns) >= 0
