@@ -8,9 +8,10 @@ Stages (:class:`~gateway.pipeline.spec.PipelineSpec` names the models):
    millisecond here.
 2. **Early ranking**: one light model over the ``top_k`` candidates' columns, one ONNX Runtime run; ``keep`` best.
 3. **Full scoring**: every full-scoring model over the survivors, one run per model, fanned out on the pipeline's
-   scoring pool and awaited until the stage deadline. A model that errors is retried on its fallback model (tier 2)
-   if the spec names one and time remains; one that errors again, or misses the deadline, serves its manifest's
-   static prior (tier 3). The response lists each model's tier.
+   scoring pool (one task per thread, each taking the next model, most expensive first, so one slow model holds
+   up only its own task) and awaited until the stage deadline. A model that errors is retried on its fallback
+   model (tier 2) if the spec names one and time remains; one that errors again, or misses the deadline, serves
+   its manifest's static prior (tier 3). The response lists each model's tier.
 4. **Value and auction**: eCPM from bids and predictions, brand-safety filter, then a single-slot auction or, for a
    CTV ad break, a pod filled under competitive separation (:mod:`gateway.pipeline.auction`).
 
@@ -25,6 +26,7 @@ Thread-safety: :meth:`Pipeline.run` may be called from any number of threads at 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import itertools
 import threading
 import time
 from collections.abc import Mapping
@@ -44,7 +46,7 @@ from gateway.pipeline.features import ColumnPlan, FeatureSource
 from gateway.pipeline.spec import PipelineSpec
 from gateway.pipeline.topk import top_k
 
-__all__ = ["AdRequest", "AdResponse", "ModelReport", "Pipeline", "Tier", "balance"]
+__all__ = ["AdRequest", "AdResponse", "ModelReport", "Pipeline", "Tier"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -113,7 +115,7 @@ class AdResponse:
 
 class _ThreadBuffers(threading.local):
     """One thread's buffers, made on first use and then reused request after request, so ONNX Runtime's bindings
-    (per thread, per array) stay bound. A thread runs one request stage or one chunk at a time, so nothing else
+    (per thread, per array) stay bound. A thread runs one request stage or one scoring task at a time, so nothing else
     writes them meanwhile."""
 
     def __init__(self) -> None:
@@ -139,12 +141,19 @@ class _ThreadBuffers(threading.local):
 
 
 class _Job:
-    """One request's full-scoring scratch: a row per model, written by whichever chunk scores it."""
+    """One request's full-scoring work list and scratch: a row per model, written by whichever task scores it."""
 
-    def __init__(self, models: int, rows: int) -> None:
+    def __init__(self, models: int, rows: int, order: tuple[int, ...]) -> None:
         self.rows: list[F32 | None] = [None] * models
         self.reports: list[ModelReport | None] = [None] * models
         self.errors = [""] * models
+        self._order = order
+        self._taken = itertools.count()
+
+    def next(self) -> int | None:
+        """The next model index to score, or None when all are taken (``count`` is atomic under the GIL)."""
+        k = next(self._taken)
+        return self._order[k] if k < len(self._order) else None
 
 
 class Pipeline:
@@ -192,7 +201,9 @@ class Pipeline:
         self._pool = cf.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="scoregate-pipeline")
         self._local = _ThreadBuffers()
         self.model_cost_us = self._measure_costs()
-        self._chunks = balance(self.model_cost_us, threads)
+        #: Full-scoring models, most expensive first: tasks take from the front, so the long ones start early.
+        self._order = tuple(sorted(range(len(self.model_cost_us)), key=lambda k: -self.model_cost_us[k]))
+        self._tasks = threads
 
     def _measure_costs(self, repeats: int = 3) -> tuple[float, ...]:
         """Each full-scoring model's time on ``keep`` rows (best of ``repeats``), which also warms it up."""
@@ -393,26 +404,25 @@ class Pipeline:
     def _full_score(
         self, user: int, context: int, ads: I64, deadline_ns: int
     ) -> tuple[dict[str, F32], tuple[ModelReport, ...]]:
-        """Every full-scoring model over ``ads``, split into balanced chunks on the pool; each chunk runs its models
-        one after another until ``deadline_ns``.
+        """Every full-scoring model over ``ads``: one task per scoring thread, each taking the next model from the
+        request's list (most expensive first) until the list is empty or ``deadline_ns`` passes.
 
-        A chunk writes each model's scores into the request's scratch and only then marks the model done; this
-        thread copies the done models' rows into the result after the deadline, so a chunk still running then
-        writes only into memory nobody reads any more. A primary that fails is retried at once, in its chunk, on
-        its fallback model (tier 2); whatever is not done at the deadline serves its prior (tier 3).
+        A task writes each model's scores into the request's scratch and only then marks the model done; this
+        thread copies the done models' rows into the result after the deadline, so a task still running then
+        writes only into memory nobody reads any more. A primary that fails is retried at once, by the same task,
+        on its fallback model (tier 2); whatever is not done at the deadline serves its prior (tier 3).
         """
         models = self.spec.full_scoring.models
         n = ads.shape[0]
         full_plan = self._plan_full()
         x_full = np.empty((n, full_plan.width), np.float32)
         self.features.gather(full_plan, user, context, ads, x_full)
-        job = _Job(len(models), n)
-        chunks = self._chunks
-        # Every chunk on the pool, none on this thread: a model stuck in ONNX Runtime must not hold the response
+        job = _Job(len(models), n, self._order)
+        # Every task on the pool, none on this thread: a model stuck in ONNX Runtime must not hold the response
         # past its deadline (it costs a thread hand-off, tens of microseconds).
         futures = [
-            self._pool.submit(self._score_chunk, chunk, job, x_full, ads, user, context, deadline_ns)
-            for chunk in chunks
+            self._pool.submit(self._score_models, job, x_full, ads, user, context, deadline_ns)
+            for _ in range(self._tasks)
         ]
         cf.wait(futures, timeout=max(0.0, (deadline_ns - time.perf_counter_ns()) / 1e9))
         for future in futures:
@@ -433,17 +443,17 @@ class Pipeline:
             scores[model] = result[i]
         return scores, tuple(reports)
 
-    def _score_chunk(
-        self, chunk: tuple[int, ...], job: _Job, x_full: F32, ads: I64, user: int, context: int, deadline_ns: int
-    ) -> None:
+    def _score_models(self, job: _Job, x_full: F32, ads: I64, user: int, context: int, deadline_ns: int) -> None:
+        """One task of the fan-out: takes the request's next unscored model (most expensive first) until none is
+        left or the deadline passed. Tasks share the list, so a slow model holds up only the task running it."""
         models = self.spec.full_scoring.models
         fallbacks = self.spec.full_scoring.fallbacks
         local = self._local
         n = ads.shape[0]
         copied = False
-        for i in chunk:
+        while (i := job.next()) is not None:
             if time.perf_counter_ns() >= deadline_ns:
-                return  # the rest of the chunk is late: priors
+                return  # the rest is late: priors
             model = models[i]
             for served_by in (model, fallbacks.get(model)):
                 if served_by is None or time.perf_counter_ns() >= deadline_ns:
@@ -484,19 +494,6 @@ class Pipeline:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def balance(costs: tuple[float, ...], bins: int) -> tuple[tuple[int, ...], ...]:
-    """Indices of ``costs`` split into ``bins`` chunks of about equal total (longest first, each to the lightest
-    chunk so far), lightest chunk first."""
-    load = [0.0] * max(1, bins)
-    chunks: list[list[int]] = [[] for _ in load]
-    for i in sorted(range(len(costs)), key=lambda k: -costs[k]):
-        b = min(range(len(load)), key=lambda k: load[k])
-        chunks[b].append(i)
-        load[b] += costs[i]
-    order = sorted(range(len(load)), key=lambda k: load[k])
-    return tuple(tuple(chunks[k]) for k in order if chunks[k])
 
 
 def _ns(stage: Any) -> int:
