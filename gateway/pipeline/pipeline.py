@@ -43,6 +43,7 @@ from gateway.engine import Engine
 from gateway.errors import DeadlineExceededError, InvalidInputError, ScoregateError, UnavailableError
 from gateway.pipeline.auction import AuctionOutcome, PodOutcome, ecpm, fill_pod, run_auction
 from gateway.pipeline.features import ColumnPlan, FeatureSource
+from gateway.pipeline.placement import Placement
 from gateway.pipeline.spec import PipelineSpec
 from gateway.pipeline.topk import top_k
 
@@ -143,17 +144,18 @@ class _ThreadBuffers(threading.local):
 class _Job:
     """One request's full-scoring work list and scratch: a row per model, written by whichever task scores it."""
 
-    def __init__(self, models: int, rows: int, order: tuple[int, ...]) -> None:
+    def __init__(self, models: int, rows: int, orders: Mapping[str, tuple[int, ...]]) -> None:
         self.rows: list[F32 | None] = [None] * models
         self.reports: list[ModelReport | None] = [None] * models
         self.errors = [""] * models
-        self._order = order
-        self._taken = itertools.count()
+        self._orders = orders
+        self._taken = {pool: itertools.count() for pool in orders}
 
-    def next(self) -> int | None:
-        """The next model index to score, or None when all are taken (``count`` is atomic under the GIL)."""
-        k = next(self._taken)
-        return self._order[k] if k < len(self._order) else None
+    def next(self, pool: str) -> int | None:
+        """The pool's next model index to score, or None when all are taken (``count`` is atomic under the GIL)."""
+        order = self._orders[pool]
+        k = next(self._taken[pool])
+        return order[k] if k < len(order) else None
 
 
 class Pipeline:
@@ -193,17 +195,28 @@ class Pipeline:
         self._eligible_by_device: dict[str, tuple[F32, I64 | None]] = {}
         self._emb_all = emb
         self._dim = int(emb.shape[1])
-        threads = scoring_threads or _cores()
+        import onnxruntime as ort
+
+        cores = _cores()
+        self.placement = Placement.from_dict(spec.placement, ort.get_available_providers())
+        by_pool = self.placement.pools_for(spec.full_scoring.models)
+        #: Threads of each scoring pool (``scoring_threads`` overrides every pool's size).
+        self.pool_threads = {p: scoring_threads or self.placement.pool_threads(p, cores) for p in by_pool}
         #: Requests admitted at once; beyond it :meth:`run` refuses at once (UnavailableError) instead of queueing.
-        self.max_in_flight = max_in_flight or DEFAULT_IN_FLIGHT_PER_THREAD * threads
+        self.max_in_flight = max_in_flight or DEFAULT_IN_FLIGHT_PER_THREAD * max(self.pool_threads.values())
         self._admission = threading.BoundedSemaphore(self.max_in_flight)
         self.rejected = 0
-        self._pool = cf.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="scoregate-pipeline")
+        self._pools = {
+            p: cf.ThreadPoolExecutor(max_workers=n, thread_name_prefix=f"scoregate-pipeline-{p}")
+            for p, n in self.pool_threads.items()
+        }
         self._local = _ThreadBuffers()
         self.model_cost_us = self._measure_costs()
-        #: Full-scoring models, most expensive first: tasks take from the front, so the long ones start early.
-        self._order = tuple(sorted(range(len(self.model_cost_us)), key=lambda k: -self.model_cost_us[k]))
-        self._tasks = threads
+        index = {m: i for i, m in enumerate(spec.full_scoring.models)}
+        #: Per pool, its full-scoring models most expensive first: tasks take from the front, so long ones start early.
+        self._orders = {
+            p: tuple(sorted((index[m] for m in ms), key=lambda k: -self.model_cost_us[k])) for p, ms in by_pool.items()
+        }
 
     def _measure_costs(self, repeats: int = 3) -> tuple[float, ...]:
         """Each full-scoring model's time on ``keep`` rows (best of ``repeats``), which also warms it up."""
@@ -226,6 +239,26 @@ class Pipeline:
                 best = min(best, (time.perf_counter_ns() - t0) / 1e3)
             costs.append(best)
         return tuple(costs)
+
+    @staticmethod
+    def load_engine(models_dir: str | Path, spec: PipelineSpec | None = None) -> Engine:
+        """An engine serving every model ``spec`` names (highest version directory of each), each with the
+        providers and threads its placement class gives it on this host."""
+        import onnxruntime as ort
+
+        from gateway.runtime import ModelRuntime
+
+        spec = spec or PipelineSpec.load()
+        placement = Placement.from_dict(spec.placement, ort.get_available_providers())
+        runtimes = []
+        for model in spec.models():
+            versions = [v for v in (Path(models_dir) / model).iterdir() if (v / "model.onnx").is_file()]
+            if not versions:
+                raise FileNotFoundError(f"no version of model {model!r} under {models_dir}")
+            latest = max(versions, key=lambda v: (v.name.isdigit(), int(v.name) if v.name.isdigit() else 0, v.name))
+            options = placement.options_for(model)
+            runtimes.append(ModelRuntime.load(latest / "model.onnx", name=model, version=latest.name, options=options))
+        return Engine(runtimes)
 
     @classmethod
     def for_demo(
@@ -417,12 +450,13 @@ class Pipeline:
         full_plan = self._plan_full()
         x_full = np.empty((n, full_plan.width), np.float32)
         self.features.gather(full_plan, user, context, ads, x_full)
-        job = _Job(len(models), n, self._order)
-        # Every task on the pool, none on this thread: a model stuck in ONNX Runtime must not hold the response
+        job = _Job(len(models), n, self._orders)
+        # Every task on a pool, none on this thread: a model stuck in ONNX Runtime must not hold the response
         # past its deadline (it costs a thread hand-off, tens of microseconds).
         futures = [
-            self._pool.submit(self._score_models, job, x_full, ads, user, context, deadline_ns)
-            for _ in range(self._tasks)
+            self._pools[pool].submit(self._score_models, job, pool, x_full, ads, user, context, deadline_ns)
+            for pool, threads in self.pool_threads.items()
+            for _ in range(threads)
         ]
         cf.wait(futures, timeout=max(0.0, (deadline_ns - time.perf_counter_ns()) / 1e9))
         for future in futures:
@@ -443,7 +477,9 @@ class Pipeline:
             scores[model] = result[i]
         return scores, tuple(reports)
 
-    def _score_models(self, job: _Job, x_full: F32, ads: I64, user: int, context: int, deadline_ns: int) -> None:
+    def _score_models(
+        self, job: _Job, pool: str, x_full: F32, ads: I64, user: int, context: int, deadline_ns: int
+    ) -> None:
         """One task of the fan-out: takes the request's next unscored model (most expensive first) until none is
         left or the deadline passed. Tasks share the list, so a slow model holds up only the task running it."""
         models = self.spec.full_scoring.models
@@ -451,7 +487,7 @@ class Pipeline:
         local = self._local
         n = ads.shape[0]
         copied = False
-        while (i := job.next()) is not None:
+        while (i := job.next(pool)) is not None:
             if time.perf_counter_ns() >= deadline_ns:
                 return  # the rest is late: priors
             model = models[i]
@@ -487,7 +523,8 @@ class Pipeline:
         return plan
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> Pipeline:
         return self

@@ -14,7 +14,8 @@ JSON layout (``gateway/pipeline/ads.json`` is the demo's)::
       },
       "value": {"p_click": "pctr_gbdt", "p_conversion": "pconversion_gbdt", "p_completion": "pcompletion_gbdt",
                 "p_unsafe": "brand_safety_gbdt", "unsafe_above": 0.3},
-      "auction": {"kind": "second_price", "reserve_cpm": 1.0, "pod_separation": "category"}
+      "auction": {"kind": "second_price", "reserve_cpm": 1.0, "pod_separation": "category"},
+      "placement": {...}                     # optional: providers, threads, pools (gateway/pipeline/placement.py)
     }
 
 Models are named, never loaded here: :meth:`PipelineSpec.validate` checks the names against what an engine
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from gateway.pipeline.auction import AuctionKind
+from gateway.pipeline.placement import DEFAULT_PLACEMENT, Placement, PlacementError
 
 __all__ = ["DEMO_SPEC", "FORMAT", "PipelineSpec", "SpecError"]
 
@@ -87,6 +89,8 @@ class PipelineSpec:
     full_scoring: FullScoringSpec
     value: ValueSpec
     auction: AuctionSpec
+    #: Where models run (:mod:`gateway.pipeline.placement`); parsed against the host's providers when used.
+    placement: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_PLACEMENT))
 
     @classmethod
     def from_json(cls, text: str) -> PipelineSpec:
@@ -125,6 +129,7 @@ class PipelineSpec:
                 auction=AuctionSpec(
                     AuctionKind(a["kind"]), float(a["reserve_cpm"]), str(a.get("pod_separation", "category"))
                 ),
+                placement=dict(doc.get("placement", DEFAULT_PLACEMENT)),
             )
         except KeyError as exc:
             raise SpecError(f"pipeline definition: missing key {exc}") from exc
@@ -151,6 +156,13 @@ class PipelineSpec:
             raise SpecError("auction.reserve_cpm must be >= 0")
         if self.auction.pod_separation not in ("category", "advertiser", "none"):
             raise SpecError("auction.pod_separation must be 'category', 'advertiser' or 'none'")
+        try:  # the profile is resolved per host later; here every profile must parse and cover every model
+            for profile in self.placement.get("profiles", {}):
+                placed = Placement.from_dict({**self.placement, "profile": profile}, ())
+                for model in self.models():
+                    placed.class_of(model)
+        except PlacementError as exc:
+            raise SpecError(f"placement: {exc}") from exc
 
     def models(self) -> tuple[str, ...]:
         """Every model the pipeline calls, in stage order, fallbacks last."""

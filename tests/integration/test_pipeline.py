@@ -14,7 +14,13 @@ import onnxruntime as ort
 import pytest
 
 from gateway.engine import Engine
-from gateway.errors import DeadlineExceededError, InvalidInputError, ModelExecutionError, UnavailableError
+from gateway.errors import (
+    DeadlineExceededError,
+    InvalidInputError,
+    ModelExecutionError,
+    ModelLoadError,
+    UnavailableError,
+)
 from gateway.pipeline import AdRequest, Pipeline, PipelineSpec, Tier
 from gateway.pipeline.features import ExportFeatures
 from gateway.runtime import ModelRuntime
@@ -225,3 +231,19 @@ def test_admission_refuses_beyond_max_in_flight_and_recovers(demo_dir: Path) -> 
             assert p.run(AdRequest(3, context=3)).ranked == 200, "admitted again once the first left"
     finally:
         engine.close()
+
+
+def test_placement_loads_each_model_with_its_class_and_a_gpu_profile_fails_loudly_here(demo_dir: Path) -> None:
+    spec = _relaxed()
+    engine = Pipeline.load_engine(demo_dir / "models", spec)
+    try:
+        assert set(engine.names()) == set(spec.models())
+        assert engine.runtime("pctr_mlp").options.providers == ("CPUExecutionProvider",)
+        with Pipeline.for_demo(engine, demo_dir, spec=spec) as p:
+            assert p.placement.profile == "cpu" and set(p.pool_threads) == {"scoring"}
+            assert p.run(AdRequest(1, context=1)).ranked == 200
+    finally:
+        engine.close()
+    gpu = dataclasses.replace(spec, placement={**spec.placement, "profile": "gpu"})
+    with pytest.raises(ModelLoadError, match="CUDAExecutionProvider"):
+        Pipeline.load_engine(demo_dir / "models", gpu)
