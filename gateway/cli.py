@@ -97,6 +97,15 @@ def _parser() -> argparse.ArgumentParser:
         "(default: no authentication; prefer --token-file, since a command line is visible to other users)",
     )
     grpc.add_argument("--token-file", type=Path, help="read the bearer token from this file (whitespace stripped)")
+    grpc.add_argument(
+        "--pipeline",
+        type=Path,
+        nargs="?",
+        const=DEFAULT_DEMO_DIR,
+        metavar="DEMO_DIR",
+        help="also serve scoregate.v1.AdDecisionService: whole ad requests through the demo pipeline of DEMO_DIR "
+        "(default %(const)s; --models should then be DEMO_DIR/models)",
+    )
 
     models = sub.add_parser("models", help="list the models in a directory and their signatures")
     models.add_argument(
@@ -169,7 +178,7 @@ def _serve_grpc(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"serve-grpc: {exc}", file=sys.stderr)
         return 2
-    return serve(args.models, options)
+    return serve(args.models, options, pipeline_demo=args.pipeline)
 
 
 if __name__ == "__main__":

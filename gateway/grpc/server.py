@@ -226,13 +226,22 @@ class GrpcServer:
         self.stop()
 
 
-def serve(models: str | Path, options: GrpcServerOptions) -> int:
-    """Load ``models`` and serve them until SIGTERM or SIGINT; one line is printed once listening."""
+def serve(models: str | Path, options: GrpcServerOptions, pipeline_demo: str | Path | None = None) -> int:
+    """Load ``models`` and serve them until SIGTERM or SIGINT; one line is printed once listening. With
+    ``pipeline_demo`` (a built demo directory), also serve ``scoregate.v1.AdDecisionService`` over its pipeline."""
     engine = Engine.from_directory(models)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    services: list[GrpcService] = []
+    pipeline = None
+    if pipeline_demo is not None:
+        from gateway.grpc.decision import decision_service
+        from gateway.pipeline import Pipeline
+
+        pipeline = Pipeline.for_demo(engine, pipeline_demo)
+        services.append(decision_service(pipeline))
     try:
-        with GrpcServer(engine, options) as server:
+        with GrpcServer(engine, options, services) as server:
             scheme = "TLS" if options.tls_cert else "plaintext"
             auth = ", bearer token required" if options.token else ""
             print(
@@ -244,5 +253,7 @@ def serve(models: str | Path, options: GrpcServerOptions) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if pipeline is not None:
+            pipeline.close()
         engine.close()
     return 0
