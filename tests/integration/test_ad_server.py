@@ -94,6 +94,11 @@ def test_ad_server_runs_auctions_through_the_in_process_bridge(demo_dir: Path, j
     requests, calls, errors = (int(x.replace(",", "")) for x in totals.groups())
     assert requests > 0 and errors == 0 and calls == 5 * requests  # early ranker + 4 full-scoring models
     assert int(cleared[1].replace(",", "")) > 0.9 * requests
+    # CTV requests are ad breaks (about 15 % of the pooled contexts): filled under separation, 1-4 ads each.
+    breaks = re.search(r"CTV ad breaks: ([\d,]+), ([\d.]+) ads and ([\d.]+) s filled per break", summary)
+    assert breaks, summary
+    assert 0.05 * requests < int(breaks[1].replace(",", "")) < 0.3 * requests
+    assert 1.0 <= float(breaks[2]) <= 4.0 and 0 < float(breaks[3]) <= 120
     assert "errors: none" in summary
     assert "Exception" not in proc.stderr, proc.stderr[-3000:]
 

@@ -161,6 +161,11 @@ public final class AdServer {
         private final ScoreResult[] results;
         private final List<CompletableFuture<ScoreResult>> futures;
         private final Auction.Outcome outcome = new Auction.Outcome();
+        private final Auction.PodOutcome pod = new Auction.PodOutcome();
+        private final float[] creativeSeconds;
+        private final int[] categories;
+        private final int[] objectivesOf;
+        private final int[] podOrder;
         private int calls;
 
         private Worker(long seed, Metrics.Recorder recorder) {
@@ -176,6 +181,10 @@ public final class AdServer {
             this.order = new int[n];
             this.survivors = new int[n];
             this.ecpm = new float[n];
+            this.creativeSeconds = new float[n];
+            this.categories = new int[n];
+            this.objectivesOf = new int[n];
+            this.podOrder = new int[n];
             this.slots = new FeatureArena.Slot[models.length];
             this.results = new ScoreResult[models.length];
             this.futures = new ArrayList<>(models.length);
@@ -247,6 +256,18 @@ public final class AdServer {
                     }
                     results[j] = null;
                 }
+            }
+            float podSeconds = market.contextPodSeconds(context);
+            if (podSeconds > 0) { // a CTV ad break: the same fill and prices as the Python pipeline's
+                for (int i = 0; i < m; i++) {
+                    creativeSeconds[i] = market.adCreativeSeconds(ads[i]);
+                    categories[i] = market.adCategory(ads[i]);
+                    objectivesOf[i] = market.adObjective(ads[i]);
+                }
+                Auction.fillPod(ecpm, m, creativeSeconds, categories, podSeconds, market.contextSlots(context),
+                        options.reserve(), true, podOrder, pod);
+                recorder.servedPod(System.nanoTime() - start, calls, m, unsafe, pod, ecpm, objectivesOf);
+                return;
             }
             Auction.run(ecpm, m, options.reserve(), outcome);
             int winner = outcome.winner();

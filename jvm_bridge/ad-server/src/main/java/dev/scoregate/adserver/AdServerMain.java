@@ -159,12 +159,18 @@ public final class AdServerMain {
         b.append(String.format(Locale.ROOT, "auctions: %,d cleared of %,d requests (fill %.1f%%), avg clearing price "
                         + "$%.2f CPM, avg winning eCPM $%.2f (second price, reserve $%.2f)%n", s.filled(),
                 s.requests(), 100 * s.fillRate(), s.averageClearingPrice(), s.averageWinningEcpm(), o.reserve()));
+        if (s.pods() > 0) {
+            b.append(String.format(Locale.ROOT, "CTV ad breaks: %,d, %.2f ads and %.1f s filled per break "
+                    + "(category separation, generalised second price)%n", s.pods(), (double) s.podAds() / s.pods(),
+                    s.podSeconds() / s.pods()));
+        }
         double unsafeShare = s.scored() == 0 ? 0 : 100.0 * s.unsafe() / s.scored();
         b.append(String.format(Locale.ROOT, "brand safety: %,d of %,d fully scored candidates filtered (%.2f%%) "
                 + "above p(unsafe) %.2f%n", s.unsafe(), s.scored(), unsafeShare, o.unsafeAbove()));
         List<String> wins = new ArrayList<>();
         for (int k = 0; k < market.objectives().size(); k++) {
-            double share = s.filled() == 0 ? 0 : 100.0 * s.wins(k) / s.filled();
+            long shown = s.filled() - s.podsFilled() + s.podAds(); // ads shown: one per filled slot, each pod ad
+            double share = shown == 0 ? 0 : 100.0 * s.wins(k) / shown;
             wins.add(String.format(Locale.ROOT, "%s %.1f%%", market.objectives().get(k), share));
         }
         b.append("wins by objective: ").append(String.join(", ", wins)).append('\n');

@@ -1,7 +1,7 @@
 package dev.scoregate.adserver;
 
 /**
- * A single-slot second-price auction with a reserve price, on eCPMs.
+ * A single-slot second-price auction with a reserve price, on eCPMs; and CTV ad breaks ({@link #fillPod}).
  *
  * <p>Rules, in order:
  * <ol>
@@ -90,5 +90,123 @@ public final class Auction {
         outcome.runnerUp = second;
         outcome.price = best < 0 ? Float.NaN : second < 0 ? reserve : Math.max(reserve, ecpm[second]);
         return outcome;
+    }
+
+    /** What one ad break's fill decided. Mutable and reused, like {@link Outcome}. */
+    public static final class PodOutcome {
+        private int[] selected = new int[0];
+        private float[] prices = new float[0];
+        private int count;
+        private float seconds;
+
+        /** Ads placed in the break. */
+        public int count() {
+            return count;
+        }
+
+        /** Candidate index of the {@code k}-th ad placed, best eCPM first (play order). */
+        public int selected(int k) {
+            return selected[java.util.Objects.checkIndex(k, count)];
+        }
+
+        /** Clearing price (eCPM) of the {@code k}-th ad placed. */
+        public float price(int k) {
+            return prices[java.util.Objects.checkIndex(k, count)];
+        }
+
+        /** Seconds of the break filled. */
+        public float seconds() {
+            return seconds;
+        }
+
+        void ensure(int n) {
+            if (selected.length < n) {
+                selected = new int[n];
+                prices = new float[n];
+            }
+        }
+    }
+
+    /**
+     * Fills an ad break of {@code podSeconds} with at most {@code maxSlots} ads, the rules of the Python pipeline's
+     * {@code fill_pod} (the same inputs give the same break and prices):
+     * <ol>
+     *   <li>Candidates with a finite eCPM at or above the reserve and a creative of 0 &lt; length &lt;= the break
+     *       are taken best eCPM first (ties: the lower index).</li>
+     *   <li>An ad goes in if it fits the seconds left and, with {@code separate}, no ad of its group (advertiser
+     *       category) is in the break already (competitive separation).</li>
+     *   <li>Generalised second price: each ad pays the next placed ad's eCPM; the last pays the best eCPM below its
+     *       own that did not get in; never less than the reserve.</li>
+     * </ol>
+     *
+     * @param order scratch of at least {@code n} ints (reused by the caller: nothing is allocated per break)
+     */
+    public static PodOutcome fillPod(float[] ecpm, int n, float[] seconds, int[] groups, float podSeconds,
+                                     int maxSlots, float reserve, boolean separate, int[] order, PodOutcome out) {
+        if (!(reserve >= 0)) {
+            throw new IllegalArgumentException("the reserve must be >= 0, got " + reserve);
+        }
+        int eligible = 0;
+        for (int i = 0; i < n; i++) {
+            float bid = ecpm[i];
+            if (bid >= reserve && !Float.isInfinite(bid) && seconds[i] > 0 && seconds[i] <= podSeconds) {
+                order[eligible++] = i;
+            }
+        }
+        for (int a = 1; a < eligible; a++) { // insertion sort, best first, stable: a few hundred candidates at most
+            int x = order[a];
+            int b = a - 1;
+            while (b >= 0 && ecpm[order[b]] < ecpm[x]) {
+                order[b + 1] = order[b];
+                b--;
+            }
+            order[b + 1] = x;
+        }
+        out.ensure(Math.max(1, maxSlots));
+        int count = 0;
+        float left = podSeconds;
+        for (int k = 0; k < eligible && count < maxSlots && left > 0; k++) {
+            int i = order[k];
+            if (seconds[i] > left) {
+                continue;
+            }
+            boolean clash = false;
+            for (int j = 0; separate && j < count; j++) {
+                clash |= groups[out.selected[j]] == groups[i];
+            }
+            if (clash) {
+                continue;
+            }
+            out.selected[count++] = i;
+            left -= seconds[i];
+        }
+        for (int k = 0; k < count; k++) {
+            float price;
+            if (k + 1 < count) {
+                price = ecpm[out.selected[k + 1]];
+            } else {
+                float own = ecpm[out.selected[k]];
+                price = reserve;
+                for (int e = 0; e < eligible; e++) {
+                    int i = order[e];
+                    if (!placed(out, count, i) && ecpm[i] <= own && ecpm[i] > price) {
+                        price = ecpm[i];
+                    }
+                }
+            }
+            out.prices[k] = Math.max(reserve, price);
+        }
+        out.count = count;
+        out.seconds = podSeconds - left;
+        return out;
+    }
+
+    private static boolean placed(PodOutcome out, int count, int candidate) {
+        for (int j = 0; j < count; j++) {
+            if (out.selected[j] == candidate) {
+                return true;
+            }
+        }
+        return false;
     }
 }

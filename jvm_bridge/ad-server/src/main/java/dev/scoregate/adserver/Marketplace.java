@@ -54,6 +54,9 @@ public final class Marketplace {
     private final IntBuffer adObjective;
     private final IntBuffer adCategory;
     private final FloatBuffer adBid;
+    private final FloatBuffer adCreativeSeconds;
+    private final FloatBuffer contextPodSeconds;
+    private final IntBuffer contextSlots;
     private final List<String> devices;
     private final List<String> objectives;
     private final BidUnit[] unitOfObjective;
@@ -88,6 +91,9 @@ public final class Marketplace {
         adObjective = map(arrays, "ad_objective", "int32").asIntBuffer();
         adCategory = map(arrays, "ad_category", "int32").asIntBuffer();
         adBid = map(arrays, "ad_bid", "float32").asFloatBuffer();
+        adCreativeSeconds = map(arrays, "ad_creative_len_s", "float32").asFloatBuffer();
+        contextPodSeconds = map(arrays, "context_pod_len_s", "float32").asFloatBuffer();
+        contextSlots = map(arrays, "context_n_slots", "int32").asIntBuffer();
         Map<String, Object> vocabularies = object(index, "vocabularies");
         devices = strings(vocabularies, "devices");
         objectives = strings(vocabularies, "objectives");
@@ -179,6 +185,24 @@ public final class Marketplace {
     /** The bid of ad {@code ad}, in the unit of its objective ({@link #unitOf(int)}). */
     public float adBid(int ad) {
         return adBid.get(ad);
+    }
+
+    /** Length of ad {@code ad}'s creative in seconds (0 for display ads). */
+    public float adCreativeSeconds(int ad) {
+        return adCreativeSeconds.get(ad);
+    }
+
+    /**
+     * Length in seconds of the ad break pooled context {@code context} fills, or 0 for a single slot (the same rule as
+     * the Python pipeline: a break has more than one slot).
+     */
+    public float contextPodSeconds(int context) {
+        return contextSlots.get(context) > 1 ? contextPodSeconds.get(context) : 0f;
+    }
+
+    /** Slots of the ad break of pooled context {@code context} (0 or 1: a single slot). */
+    public int contextSlots(int context) {
+        return contextSlots.get(context);
     }
 
     /** How the bids of objective {@code objective} are priced. */

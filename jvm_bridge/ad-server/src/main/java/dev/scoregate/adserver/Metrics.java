@@ -22,7 +22,12 @@ public final class Metrics {
     static final int WINNING_MICROS = 5;
     static final int SCORED = 6;
     static final int UNSAFE = 7;
-    private static final int WINS = 8;
+    static final int PODS = 8;
+    static final int POD_ADS = 9;
+    static final int POD_MILLIS = 10;
+    static final int IMPRESSIONS = 11;
+    static final int PODS_FILLED = 12;
+    private static final int WINS = 13;
 
     private final int objectives;
     private final List<Recorder> recorders = new ArrayList<>();
@@ -88,9 +93,36 @@ public final class Metrics {
             add(UNSAFE, unsafe);
             if (outcome.filled()) {
                 add(FILLED, 1);
+                add(IMPRESSIONS, 1);
                 add(CLEARING_MICROS, Math.round(outcome.price() * 1e6));
                 add(WINNING_MICROS, Math.round(winnerEcpm * 1e6));
                 add(WINS + winnerObjective, 1);
+            }
+        }
+
+        /**
+         * A CTV ad-break request: filled when at least one ad was placed; the clearing and winning sums add every
+         * placed ad's price and eCPM; each placed ad counts as a win of its objective.
+         */
+        public void servedPod(long latencyNanos, int modelCalls, int scored, int unsafe, Auction.PodOutcome pod,
+                              float[] ecpm, int[] objectiveOfCandidate) {
+            latency.record(latencyNanos);
+            add(REQUESTS, 1);
+            add(MODEL_CALLS, modelCalls);
+            add(SCORED, scored);
+            add(UNSAFE, unsafe);
+            add(PODS, 1);
+            add(POD_ADS, pod.count());
+            add(POD_MILLIS, Math.round(pod.seconds() * 1e3));
+            add(IMPRESSIONS, pod.count());
+            if (pod.count() > 0) {
+                add(FILLED, 1);
+                add(PODS_FILLED, 1);
+            }
+            for (int k = 0; k < pod.count(); k++) {
+                add(CLEARING_MICROS, Math.round(pod.price(k) * 1e6));
+                add(WINNING_MICROS, Math.round(ecpm[pod.selected(k)] * 1e6));
+                add(WINS + objectiveOfCandidate[pod.selected(k)], 1);
             }
         }
 
@@ -127,6 +159,26 @@ public final class Metrics {
             return counters[SCORED];
         }
 
+        /** CTV ad-break requests served. */
+        public long pods() {
+            return counters[PODS];
+        }
+
+        /** Ad breaks with at least one ad placed. */
+        public long podsFilled() {
+            return counters[PODS_FILLED];
+        }
+
+        /** Ads placed in ad breaks. */
+        public long podAds() {
+            return counters[POD_ADS];
+        }
+
+        /** Seconds of ad breaks filled. */
+        public double podSeconds() {
+            return counters[POD_MILLIS] / 1e3;
+        }
+
         public long unsafe() {
             return counters[UNSAFE];
         }
@@ -141,14 +193,14 @@ public final class Metrics {
             return requests() == 0 ? 0 : (double) filled() / requests();
         }
 
-        /** Mean clearing price (eCPM) of the filled requests; 0 without any. */
+        /** Mean clearing price (eCPM) per ad shown (a filled slot, or an ad placed in a break); 0 without any. */
         public double averageClearingPrice() {
-            return filled() == 0 ? 0 : counters[CLEARING_MICROS] / 1e6 / filled();
+            return counters[IMPRESSIONS] == 0 ? 0 : counters[CLEARING_MICROS] / 1e6 / counters[IMPRESSIONS];
         }
 
-        /** Mean eCPM of the winners' bids; 0 without any. */
+        /** Mean eCPM of the ads shown; 0 without any. */
         public double averageWinningEcpm() {
-            return filled() == 0 ? 0 : counters[WINNING_MICROS] / 1e6 / filled();
+            return counters[IMPRESSIONS] == 0 ? 0 : counters[WINNING_MICROS] / 1e6 / counters[IMPRESSIONS];
         }
 
         /** Latency percentile in nanoseconds. */

@@ -94,4 +94,56 @@ class AuctionTest {
         assertThrows(IllegalArgumentException.class, () -> run(-1f, 1f));
         assertThrows(IllegalArgumentException.class, () -> run(Float.NaN, 1f));
     }
+
+    // ---------------------------------------------------------------------------------------- ad breaks
+    // The same vectors as the Python pipeline's tests (tests/unit/gateway/test_pipeline_auction.py): both sides run
+    // the same fill and the same prices.
+
+    private final Auction.PodOutcome pod = new Auction.PodOutcome();
+    private final int[] order = new int[16];
+
+    private Auction.PodOutcome fill(float[] ecpm, float[] seconds, int[] groups, float podSeconds, int slots,
+                                    boolean separate) {
+        return Auction.fillPod(ecpm, ecpm.length, seconds, groups, podSeconds, slots, 1f, separate, order, pod);
+    }
+
+    @Test
+    void aPodFillsBestFirstUnderSeparationAndTimeAndPaysGeneralisedSecondPrice() {
+        float[] ecpm = {10f, 9f, 8f, 7f, 6f, 0.5f};
+        float[] seconds = {15f, 15f, 30f, 15f, 15f, 15f};
+        int[] category = {1, 1, 2, 3, 4, 5};
+        fill(ecpm, seconds, category, 45f, 4, true);
+        assertEquals(2, pod.count());
+        assertEquals(0, pod.selected(0)); // 1 shares category 1 with 0: skipped
+        assertEquals(2, pod.selected(1)); // 30 s fills the break exactly
+        assertEquals(45f, pod.seconds());
+        assertEquals(8f, pod.price(0)); // the next placed ad's eCPM
+        assertEquals(7f, pod.price(1)); // the best loser below its own: ad 3
+    }
+
+    @Test
+    void aPodRespectsItsSlotsAndSeparationCanBeOff() {
+        float[] ecpm = {10f, 9f, 8f};
+        float[] seconds = {10f, 10f, 10f};
+        int[] same = {0, 0, 0};
+        fill(ecpm, seconds, same, 60f, 3, true);
+        assertEquals(1, pod.count());
+        fill(ecpm, seconds, same, 60f, 2, false);
+        assertEquals(2, pod.count());
+        assertEquals(9f, pod.price(0));
+        assertEquals(8f, pod.price(1));
+        fill(ecpm, new float[] {90f, 90f, 90f}, same, 60f, 3, true);
+        assertEquals(0, pod.count()); // nothing fits
+        assertEquals(0f, pod.seconds());
+        assertThrows(IndexOutOfBoundsException.class, () -> pod.selected(0));
+    }
+
+    @Test
+    void aPodIgnoresNaNInfinityAndBidsBelowTheReserve() {
+        float[] ecpm = {Float.NaN, Float.POSITIVE_INFINITY, 0.5f, 3f};
+        fill(ecpm, new float[] {10f, 10f, 10f, 10f}, new int[] {1, 2, 3, 4}, 60f, 4, true);
+        assertEquals(1, pod.count());
+        assertEquals(3, pod.selected(0));
+        assertEquals(1f, pod.price(0)); // alone: the reserve
+    }
 }

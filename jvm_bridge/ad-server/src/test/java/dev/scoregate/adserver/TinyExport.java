@@ -81,6 +81,9 @@ final class TinyExport {
         ints(dir, "ad_objective.i32", AD_OBJECTIVE);
         ints(dir, "ad_category.i32", new int[] {0, 1, 0, 1, 0, 1});
         floats(dir, "ad_bid.f32", AD_BID);
+        floats(dir, "ad_creative_len_s.f32", new float[] {0f, 15f, 0f, 0f, 30f, 0f});
+        floats(dir, "context_pod_len_s.f32", new float[] {0f, 0f, 0f, 0f}); // single slots only here
+        ints(dir, "context_n_slots.i32", new int[] {0, 0, 0, 0});
         ints(dir, "video_ad_ids.i32", VIDEO_ADS);
         String index = """
                 {
@@ -100,6 +103,9 @@ final class TinyExport {
                   "ad_objective": {"file": "ad_objective.i32", "dtype": "int32", "shape": [6]},
                   "ad_category": {"file": "ad_category.i32", "dtype": "int32", "shape": [6]},
                   "ad_bid": {"file": "ad_bid.f32", "dtype": "float32", "shape": [6]},
+                  "ad_creative_len_s": {"file": "ad_creative_len_s.f32", "dtype": "float32", "shape": [6]},
+                  "context_pod_len_s": {"file": "context_pod_len_s.f32", "dtype": "float32", "shape": [4]},
+                  "context_n_slots": {"file": "context_n_slots.i32", "dtype": "int32", "shape": [4]},
                   "video_ad_ids": {"file": "video_ad_ids.i32", "dtype": "int32", "shape": [2]}
                  },
                  "vocabularies": {"devices": ["web", "ctv"], "objectives": ["cpc", "cpa", "awareness",
