@@ -25,6 +25,7 @@ SUITES: dict[str, str] = {
     "bridge": "perf.suites.bridge",
     "py4j": "perf.suites.py4j",
     "grpc": "perf.suites.grpc",
+    "batching": "perf.suites.batching",
 }
 
 EXTERNAL: dict[str, str] = {

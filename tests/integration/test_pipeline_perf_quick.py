@@ -36,3 +36,24 @@ def test_pipeline_suite_quick(tmp_path: Path) -> None:
         assert figures[f"pipeline_p99_ms_at_{pct}pct"] >= figures[f"pipeline_p50_ms_at_{pct}pct"] > 0
         assert 0 <= figures[f"pipeline_failed_share_at_{pct}pct"] <= 1
     assert out.with_suffix(".md").read_text().startswith("### Suite `pipeline` (quick)")
+
+
+@pytest.mark.slow
+def test_batching_suite_quick(tmp_path: Path) -> None:
+    out = tmp_path / "batching.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "perf", "run", "batching", "--quick", "--json", str(out), "--no-progress"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    doc = json.loads(out.read_text())
+    assert {r["name"] for r in doc["results"]} == {"per_model", "fused", "per_request", "cross_request"}
+    figures = doc["figures"]
+    for name in (
+        "fused_over_per_model_p50",
+        "cross_request_over_per_request_p50",
+        "cross_request_over_per_request_p50_gbdt",
+    ):
+        assert 0 < figures[name] < 10, name
+    # Batching 8 small requests to a cheap model into one run wins by a wide margin, even on a shared machine.
+    assert figures["cross_request_over_per_request_p50"] < 0.9
