@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from cache.client import require_long_keys
 from cache.codec import decode_many
 from cache.registry import FeatureRegistry
 
@@ -42,11 +43,13 @@ class Hydration:
     missing: dict[str, int] = field(default_factory=dict)
     stale: dict[str, int] = field(default_factory=dict)
     timed_out: bool = False
+    #: A read failed (member gone, client offline); its rows were served as defaults and counted missing.
+    failed: bool = False
     elapsed_s: float = 0.0
 
     @property
     def degraded(self) -> bool:
-        return self.timed_out or any(self.missing.values()) or any(self.stale.values())
+        return self.timed_out or self.failed or any(self.missing.values()) or any(self.stale.values())
 
 
 class Hydrator:
@@ -59,7 +62,12 @@ class Hydrator:
         feature_names: Sequence[str],
         *,
         clock: Callable[[], float] = time.time,
+        max_rows: int = 10_000,
     ) -> None:
+        require_long_keys(client)
+        if max_rows <= 0:
+            raise ValueError(f"max_rows must be > 0, got {max_rows}")
+        self._max_rows = max_rows
         self._registry = registry
         self._plan = registry.resolve(feature_names)
         self._features = len(feature_names)
@@ -84,11 +92,14 @@ class Hydrator:
         ``entities`` maps an entity kind (``user``, ``context``, ...) to this request's id of it;
         groups keyed by ``ad`` read one row per candidate in ``ads``. ``inline`` supplies
         request-time groups by name (e.g. ``context_profile`` computed from the request) instead of
-        reading them. ``timeout_s`` bounds the wait for the cluster.
+        reading them. ``timeout_s`` bounds the wait for the cluster. More than ``max_rows``
+        candidates is an error (``ValueError``), not a slow request.
         """
         start = time.perf_counter()
         ad_ids = np.asarray(ads, dtype=np.int64)
         n = int(ad_ids.shape[0])
+        if n > self._max_rows:
+            raise ValueError(f"{n} candidates: at most {self._max_rows} per request (max_rows)")
         if out.shape != (n, self._features) or out.dtype != np.float32 or not out.flags.c_contiguous:
             raise ValueError(f"out must be C-contiguous float32 [{n}, {self._features}], got {out.dtype} {out.shape}")
         inline = inline or {}
@@ -118,6 +129,7 @@ class Hydrator:
                 continue
             future = pending[g]
             values: list[bytes | bytearray | None]
+            report.failed = report.failed or _failed(future)
             if group.entity == "ad":
                 got = _result(future) if future is not None else {}
                 values = [got.get(k) for k in ad_keys] if got is not None else [None] * n
@@ -162,3 +174,8 @@ def _result(future: Any) -> Any:
         return future.result()
     except Exception:  # a failed read (member gone) is served as defaults, counted as missing
         return None
+
+
+def _failed(future: Any) -> bool:
+    """Whether the future finished with an error (not merely late)."""
+    return future is not None and future.done() and future.exception() is not None

@@ -6,7 +6,8 @@
   value, so that an event older than the stored one never overwrites it, whatever order events
   arrive in and however many writers race (``replace_if_same`` retried on conflict).
 
-Keys are the entity's integer id. Values are :mod:`cache.codec` vectors, validated at write time.
+Keys are the entity's integer id, serialized as a Java ``Long`` (:mod:`cache.client`). Values are
+:mod:`cache.codec` vectors, validated at write time.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from cache.client import require_long_keys
 from cache.codec import HEADER_BYTES, encode
 from cache.registry import FeatureRegistry
 
@@ -31,8 +33,13 @@ class FeatureWriter:
     """Writes feature groups through a Hazelcast client (``hazelcast.HazelcastClient``)."""
 
     def __init__(self, client: Any, registry: FeatureRegistry) -> None:
+        require_long_keys(client)
         self._client = client
         self._registry = registry
+
+    @property
+    def registry(self) -> FeatureRegistry:
+        return self._registry
 
     def put_many(
         self,

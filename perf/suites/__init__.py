@@ -26,6 +26,7 @@ SUITES: dict[str, str] = {
     "py4j": "perf.suites.py4j",
     "grpc": "perf.suites.grpc",
     "batching": "perf.suites.batching",
+    "features": "perf.suites.features",
 }
 
 EXTERNAL: dict[str, str] = {

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from cache.client import connect
 from cache.hydrate import Hydrator
 from cache.member import HazelcastMember, start_cluster
 from cache.registry import FeatureRegistry
@@ -37,12 +38,7 @@ def cluster() -> Iterator[list[HazelcastMember]]:
 
 @pytest.fixture(scope="module")
 def client(cluster: list[HazelcastMember]) -> Iterator[object]:
-    c = hazelcast.HazelcastClient(
-        cluster_name=cluster[0].options.cluster_name,
-        cluster_members=[m.address for m in cluster],
-        cluster_connect_timeout=30,
-        statistics_enabled=False,
-    )
+    c = connect(cluster[0].options.cluster_name, [m.address for m in cluster])
     try:
         yield c
     finally:
@@ -134,13 +130,7 @@ def test_bad_writes_are_rejected_before_anything_is_written(client: object, load
 
 def test_dead_cluster_answers_within_the_deadline_with_defaults(world) -> None:  # type: ignore[no-untyped-def]
     (member,) = start_cluster(1)
-    c = hazelcast.HazelcastClient(
-        cluster_name=member.options.cluster_name,
-        cluster_members=[member.address],
-        cluster_connect_timeout=5,
-        invocation_timeout=2,
-        statistics_enabled=False,
-    )
+    c = connect(member.options.cluster_name, [member.address], cluster_connect_timeout=5, invocation_timeout=2)
     try:
         reg = FeatureRegistry.marketplace()
         FeatureWriter(c, reg).put_many("ad_profile", np.arange(100), world.ad_features[:100], int(time.time() * 1000))
@@ -158,4 +148,19 @@ def test_dead_cluster_answers_within_the_deadline_with_defaults(world) -> None: 
         np.testing.assert_array_equal(out[:, 24:48], np.broadcast_to(reg.group("ad_profile").defaults, (50, 24)))
     finally:
         member.stop()
+        c.shutdown()
+
+
+def test_a_client_writing_integer_keys_is_refused(cluster: list[HazelcastMember]) -> None:
+    c = hazelcast.HazelcastClient(
+        cluster_name=cluster[0].options.cluster_name,
+        cluster_members=[m.address for m in cluster],
+        statistics_enabled=False,
+    )
+    try:
+        with pytest.raises(ValueError, match="Long"):
+            FeatureWriter(c, FeatureRegistry.marketplace())
+        with pytest.raises(ValueError, match="Long"):
+            Hydrator(c, FeatureRegistry.marketplace(), FEATURE_NAMES)
+    finally:
         c.shutdown()
