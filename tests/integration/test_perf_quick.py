@@ -43,7 +43,9 @@ def test_scoring_suite_quick(tmp_path: Path, demo_dir: Path) -> None:
     assert out.with_suffix(".md").read_text().startswith("### Suite `scoring` (quick)")
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     open_loop = next(r for r in doc["results"] if r["name"] == "runtime_open_loop")
-    assert open_loop["throughput_per_s"] == pytest.approx(2000, rel=0.2)
+    # The driver kept (roughly) its rate: a 0.25 s iteration ends when its last request does, so a stall near the
+    # end on a busy CI machine stretches it (seen: 1,557/s with other jobs on the 2 cores).
+    assert open_loop["throughput_per_s"] == pytest.approx(2000, rel=0.35)
 
 
 @pytest.mark.slow
