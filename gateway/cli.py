@@ -7,6 +7,7 @@ Commands::
     serve-py4j  serve ad-server JVMs out of process: Py4J control, tensors in shared memory
     serve-grpc  serve the models over gRPC (KServe V2 / Open Inference Protocol) to non-JVM clients
     models    list the models in a directory with their signatures
+    monitor report  render a monitoring snapshot: text, --json, --plots DIR (latency, drift, reliability PNGs)
     publish   validate model packages and publish them to the artifact store
     validate  run the validation gates on a package or a published version
     list      list published models, versions and validation verdicts
@@ -114,7 +115,40 @@ def _parser() -> argparse.ArgumentParser:
     from gateway.model_commands import add_commands
 
     add_commands(sub)
+
+    monitor = sub.add_parser("monitor", help="production monitoring: reports of latency, drift and calibration")
+    monitor_sub = monitor.add_subparsers(dest="monitor_command", required=True, metavar="SUBCOMMAND")
+    report = monitor_sub.add_parser(
+        "report",
+        help="render a monitor snapshot (written by Monitor.write_snapshot or 'python -m perf run monitoring')",
+    )
+    report.add_argument("snapshot", type=Path, help="snapshot JSON file")
+    report.add_argument("--json", action="store_true", help="print the snapshot as JSON instead of text")
+    report.add_argument("--plots", type=Path, metavar="DIR", help="write latency.png, drift.png, reliability.png")
     return p
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    import json
+
+    from gateway.monitoring.report import SNAPSHOT_FORMAT, plot_all, render_text
+
+    try:
+        snap = json.loads(args.snapshot.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"cannot read snapshot {args.snapshot}: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(snap, dict) or snap.get("format") != SNAPSHOT_FORMAT:
+        print(f"{args.snapshot} is not a monitor snapshot ({SNAPSHOT_FORMAT})", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(snap, indent=1))
+    else:
+        print(render_text(snap), end="")
+    if args.plots:
+        for path in plot_all(snap, args.plots):
+            print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from gateway.model_commands import run_command  # publish, validate, list, status
 
-    return run_command(args)
+    return _monitor(args) if args.command == "monitor" else run_command(args)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -40,11 +40,27 @@ from models.package import Package
 from models.registry import VersionNotFoundError
 from models.store import ArtifactStore
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "ScoreObserver"]
+
+
+class ScoreObserver(Protocol):
+    """Sees each un-pinned :meth:`Engine.score` call after it answered (the rollout controller's seam).
+
+    Runs on the serving thread: it must not block and must copy whatever it keeps (``x`` and ``scores`` belong to
+    the caller). ``name`` is the reference the caller passed; ``version`` the version that answered.
+    """
+
+    def observe(self, name: str, version: str, x: np.ndarray[Any, Any], scores: np.ndarray[Any, Any]) -> None: ...
+
+    def failed(self, name: str, version: str, error: Exception) -> None:
+        """The call on ``version`` raised ``error`` (it propagates to the caller after this returns)."""
 
 
 class Engine:
     """Served models by name (live version) and by ``name@version``."""
+
+    #: The rollout observer (:class:`gateway.rollout.RolloutController` installs itself); ``None``: no cost.
+    rollouts: ScoreObserver | None = None
 
     def __init__(self, runtimes: Iterable[ModelRuntime] = (), *, manager: VersionManager[ModelRuntime] | None = None):
         self.manager: VersionManager[ModelRuntime] = manager or VersionManager(
@@ -147,22 +163,40 @@ class Engine:
             raise self._resolve_error(exc) from None
 
     def score(
-        self, name: str, x: np.ndarray[Any, Any], out: np.ndarray[Any, Any] | None = None
+        self,
+        name: str,
+        x: np.ndarray[Any, Any],
+        out: np.ndarray[Any, Any] | None = None,
+        key: bytes | None = None,
     ) -> np.ndarray[Any, Any]:
-        """Score ``x`` with model ``name`` (or ``name@version``) into ``out``; see :meth:`ModelRuntime.score`."""
-        harness = self.acquire(name)
+        """Score ``x`` with model ``name`` (or ``name@version``) into ``out``; see :meth:`ModelRuntime.score`.
+
+        ``key`` (e.g. the user id) makes a canary rollout sticky: the same key reaches the same version. With a
+        rollout observer installed (:attr:`rollouts`), the scores of an un-pinned call are handed to it after the
+        call; it copies what it keeps and returns at once (shadow and canary comparisons run off this path).
+        """
+        harness = self.acquire(name, key)
         try:
-            return harness.value.score(x, out)  # type: ignore[union-attr]  # READY harnesses hold a value
+            scores = harness.value.score(x, out)  # type: ignore[union-attr]  # READY harnesses hold a value
+        except Exception as exc:
+            if self.rollouts is not None:
+                self.rollouts.failed(name, harness.id.version, exc)
+            raise
         finally:
             harness.release()
+        observer = self.rollouts
+        if observer is not None:
+            observer.observe(name, harness.id.version, x, scores)
+        return scores
 
     def run(
         self,
         name: str,
         inputs: Mapping[str, np.ndarray[Any, Any]],
         outputs: Mapping[str, np.ndarray[Any, Any]] | None = None,
+        key: bytes | None = None,
     ) -> dict[str, np.ndarray[Any, Any]]:
-        harness = self.acquire(name)
+        harness = self.acquire(name, key)
         try:
             return harness.value.run(inputs, outputs)  # type: ignore[union-attr]
         finally:

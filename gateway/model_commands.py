@@ -1,8 +1,14 @@
-"""The model-lifecycle commands of the CLI: ``publish``, ``validate``, ``list``, ``status``.
+"""The model-lifecycle commands of the CLI: ``publish``, ``validate``, ``list``, ``status``, and the rollout
+commands ``deploy``, ``promote``, ``rollback``.
 
 Each command prints a table for people or, with ``--json``, one JSON document on stdout for scripts; progress bars
-go to stderr. Exit codes: 0 success, 1 a package failed validation or a version failed to load, 2 bad usage or a
-package that cannot be read or published (corrupt, checksum mismatch, existing version, unsafe name).
+go to stderr. Exit codes: 0 success, 1 a package failed validation, a version failed to load or replicas did not
+converge, 2 bad usage or a package that cannot be read or published (corrupt, checksum mismatch, existing version,
+unsafe name), or a cluster that cannot be reached.
+
+The rollout commands change the cluster's desired state (:mod:`gateway.rollout_control`) in the Hazelcast cluster
+``--members``; every gateway replica on it converges and reports. With ``--wait SECONDS`` the command waits until
+``--replicas`` replicas report the new revision.
 """
 
 from __future__ import annotations
@@ -21,8 +27,13 @@ from models.validate import GATES, ValidationOptions, ValidationReport, validate
 
 __all__ = ["add_commands", "run_command"]
 
+
+class ClusterError(Exception):
+    """The Hazelcast cluster could not be reached."""
+
+
 DEFAULT_STORE = Path("build/store")
-COMMANDS = ("publish", "validate", "list", "status")
+COMMANDS = ("publish", "validate", "list", "status", "deploy", "promote", "rollback")
 
 
 def add_commands(sub: Any) -> None:  # argparse's _SubParsersAction is private
@@ -66,21 +77,64 @@ def add_commands(sub: Any) -> None:  # argparse's _SubParsersAction is private
         "versions with a passing validation report load (publish writes one; --no-validate does not).",
     )
     status.add_argument("--max-model-bytes", type=int, default=0, help="refuse larger ONNX files (0: no limit)")
+    status.add_argument(
+        "--members", help="report the cluster's desired and actual rollout states instead (HOST:PORT,...)"
+    )
+    status.add_argument("--cluster", default="dev", help="Hazelcast cluster name (%(default)s)")
     common(status)
+
+    def cluster(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--members", required=True, help="Hazelcast members, HOST:PORT[,HOST:PORT...]")
+        p.add_argument("--cluster", default="dev", help="Hazelcast cluster name (%(default)s)")
+        p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait for replicas to converge")
+        p.add_argument("--replicas", type=int, default=1, help="replicas --wait expects to report (%(default)s)")
+        common(p)
+
+    deploy = sub.add_parser(
+        "deploy",
+        help="start a canary or shadow rollout of a published version across the cluster",
+        description="Make name@version the candidate beside the live version in the cluster's desired state. "
+        "--canary PCT sends PCT% of keyed requests to it (sticky per key); --shadow mirrors live traffic to it off "
+        "the response path. Either way the replicas compare it with live and roll it back by themselves when its "
+        "regression gate fails. The version must be published (and validated) in --store.",
+    )
+    deploy.add_argument("ref", metavar="NAME@VERSION", help="the candidate version")
+    deploy.add_argument("--canary", type=float, default=0.0, metavar="PCT", help="percent of keyed traffic (0-100)")
+    deploy.add_argument("--shadow", action="store_true", help="mirror live traffic to the candidate")
+    deploy.add_argument(
+        "--shadow-sample", type=float, default=0.1, help="share of live traffic mirrored, (0-1] (%(default)s)"
+    )
+    cluster(deploy)
+
+    promote = sub.add_parser(
+        "promote",
+        help="make the running candidate of a model live everywhere",
+        description="The candidate becomes the live version on every replica; the old live version drains, then "
+        "unloads.",
+    )
+    promote.add_argument("name", help="model name")
+    cluster(promote)
+
+    rollback = sub.add_parser(
+        "rollback",
+        help="take the running candidate of a model out of traffic everywhere",
+        description="The candidate leaves (it drains, then unloads); the live version serves every request. With "
+        "--to VERSION, make that published version live instead.",
+    )
+    rollback.add_argument("name", help="model name")
+    rollback.add_argument("--to", metavar="VERSION", help="make this version live (e.g. the previous one)")
+    cluster(rollback)
 
 
 def run_command(args: argparse.Namespace) -> int:
     if args.command not in COMMANDS:
         raise ValueError(f"not a model command: {args.command!r}")
+    handlers = {"publish": _publish, "validate": _validate, "list": _list, "deploy": _rollout}
+    handlers |= {"promote": _rollout, "rollback": _rollout}
+    handler = handlers.get(args.command) or (_cluster_status if args.members else _status)
     try:
-        if args.command == "publish":
-            return _publish(args)
-        if args.command == "validate":
-            return _validate(args)
-        if args.command == "list":
-            return _list(args)
-        return _status(args)
-    except (PackageError, UnsafeNameError, KeyError) as exc:
+        return handler(args)
+    except (PackageError, UnsafeNameError, KeyError, ValueError, ClusterError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         if args.json:
             print(json.dumps({"error": type(exc).__name__, "message": message}))
@@ -204,3 +258,129 @@ def _status(args: argparse.Namespace) -> int:
                 f"{r['model']:<32} {r['version']:>8}  {r['state']:<8} {'yes ' if r['live'] else 'no  '}  {r['error']}"
             )
     return 1 if any(r["state"] == "error" for r in rows) else 0
+
+
+def _connect(args: argparse.Namespace) -> Any:
+    from hazelcast.client import HazelcastClient
+
+    try:
+        return HazelcastClient(
+            cluster_name=args.cluster,
+            cluster_members=[m.strip() for m in args.members.split(",") if m.strip()],
+            cluster_connect_timeout=10.0,
+            statistics_enabled=False,
+        )
+    except Exception as exc:  # the client raises IllegalStateError after its connect timeout
+        raise ClusterError(f"cannot reach Hazelcast cluster {args.cluster!r} at {args.members}: {exc}") from None
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    from gateway.rollout_control import change_desired, wait_converged
+    from models.ids import check_name, check_version
+    from models.rollout import RolloutState
+
+    store = ArtifactStore(args.store)
+    if args.command == "deploy":
+        name, version = parse_ref(args.ref)
+        if version is None:
+            raise KeyError(f"deploy needs NAME@VERSION, got {args.ref!r}")
+        check_name(name)
+        check_version(version)
+        _require_published(store, name, version)
+        others = [v for v in store.versions(name) if v != version]
+
+        def change(current: RolloutState | None) -> RolloutState:
+            if current is None and not others:
+                raise KeyError(f"{name} has no other published version to serve as live beside {version}")
+            live = current.live if current is not None else others[-1]
+            return RolloutState(name, live, version, args.canary, args.shadow, args.shadow_sample)
+
+    elif args.command == "promote":
+        name = check_name(args.name)
+
+        def change(current: RolloutState | None) -> RolloutState:
+            if current is None or not current.candidate:
+                raise KeyError(f"{name} has no running candidate to promote")
+            return current.promoted()
+
+    else:
+        name = check_name(args.name)
+        target = None if args.to is None else check_version(args.to)
+        if target is not None:
+            _require_published(store, name, target)
+
+        def change(current: RolloutState | None) -> RolloutState:
+            if target is not None:
+                return RolloutState(name, target)
+            if current is None or not current.candidate:
+                raise KeyError(f"{name} has no running candidate to roll back (use --to VERSION)")
+            return current.rolled_back()
+
+    client = _connect(args)
+    try:
+        state = change_desired(client, name, change)
+        reports = wait_converged(client, name, state.revision, args.replicas, args.wait) if args.wait > 0 else []
+    finally:
+        client.shutdown()
+    failed = [r for r in reports if not r.ok]
+    converged = args.wait <= 0 or (len(reports) >= args.replicas and not failed)
+    if args.json:
+        doc = {
+            "desired": json.loads(state.to_json()),
+            "replicas": [json.loads(r.to_json()) for r in reports],
+            "converged": converged if args.wait > 0 else None,
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        what = f"{name}: live {state.live}"
+        if state.candidate:
+            mode = f"canary {state.canary_pct:g}%" if state.canary_pct else ""
+            mode += (" + " if mode else "") + "shadow" if state.shadow else ""
+            what += f", candidate {state.candidate} ({mode or 'loaded, no traffic'})"
+        print(f"desired revision {state.revision}: {what}")
+        for r in reports:
+            print(f"  {r.replica:<16} revision {r.revision:<4} {'ok' if r.ok else 'FAILED'} {r.error}")
+        if args.wait > 0 and not converged:
+            print(
+                f"not converged: {len(reports) - len(failed)}/{args.replicas} replicas serve revision {state.revision}"
+            )
+    return 0 if converged else 1
+
+
+def _require_published(store: ArtifactStore, name: str, version: str) -> None:
+    if version not in store.versions(name):
+        raise KeyError(f"{name}@{version} is not published in {store.root}")
+    saved = store.report(name, version)
+    if saved is None or json.loads(saved).get("passed") is not True:
+        raise KeyError(f"{name}@{version} has no passing validation report: replicas would refuse it")
+
+
+def _cluster_status(args: argparse.Namespace) -> int:
+    from gateway.rollout_control import DESIRED_MAP, read_reports
+    from models.rollout import RolloutState
+
+    client = _connect(args)
+    try:
+        desired = {k: RolloutState.from_json(v) for k, v in client.get_map(DESIRED_MAP).blocking().entry_set()}
+        reports = read_reports(client)
+    finally:
+        client.shutdown()
+    behind = [r for r in reports if r.name in desired and (r.revision < desired[r.name].revision or not r.ok)]
+    if args.json:
+        doc = {
+            "desired": {k: json.loads(v.to_json()) for k, v in sorted(desired.items())},
+            "replicas": [json.loads(r.to_json()) for r in reports],
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        for name, state in sorted(desired.items()):
+            print(
+                f"{name}: revision {state.revision} live {state.live} candidate {state.candidate or '-'} "
+                f"canary {state.canary_pct:g}% shadow {'on' if state.shadow else 'off'}"
+            )
+            for r in (r for r in reports if r.name == name):
+                print(
+                    f"  {r.replica:<16} revision {r.revision:<4} live {r.live} candidate {r.candidate or '-'} "
+                    f"{'ok' if r.ok else 'FAILED ' + r.error}"
+                )
+    return 1 if behind else 0

@@ -208,6 +208,34 @@ class VersionManager(Generic[T]):
             self._changed.wait_for(settled, timeout)
             return self._live.get(name) == version
 
+    def wait_loaded(self, name: str, version: str, timeout: float) -> State | None:
+        """Wait until ``name@version`` is ``READY`` or in ``ERROR`` and return that state (``None`` if the manager
+        does not hold it, or the load was still running at ``timeout``). Without a background thread this steps the
+        manager itself (:meth:`converge`)."""
+        mid = ModelId(name, version)
+        if self._thread is None:
+            self.converge(timeout)
+        else:
+            self.reconcile()  # start the load now rather than at the background thread's next step
+
+        def settled() -> bool:
+            h = self._harnesses.get(mid)
+            if h is None:
+                wish = self._aspired.get(name)
+                return wish is None or version not in wish.versions
+            return h.state in (State.READY, State.ERROR)
+
+        with self._changed:
+            self._changed.wait_for(settled, timeout)
+            h = self._harnesses.get(mid)
+            return h.state if h is not None and h.state in (State.READY, State.ERROR) else None
+
+    def error(self, name: str, version: str) -> str:
+        """The error message of ``name@version`` ("" if none, or not held)."""
+        with self._lock:
+            h = self._harnesses.get(ModelId(name, version))
+            return h.error if h is not None else ""
+
     def _start(self, action: Action) -> None:
         mid = action.id
         if action.kind is Kind.LOAD:

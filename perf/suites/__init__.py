@@ -24,6 +24,7 @@ SUITES: dict[str, str] = {
     "scoring": "perf.suites.scoring",
     "bridge": "perf.suites.bridge",
     "py4j": "perf.suites.py4j",
+    "monitoring": "perf.suites.monitoring",
     "grpc": "perf.suites.grpc",
     "batching": "perf.suites.batching",
     "features": "perf.suites.features",
@@ -32,6 +33,7 @@ SUITES: dict[str, str] = {
 EXTERNAL: dict[str, str] = {
     "jmh": "perf.suites.jmh",
     "hotswap": "perf.suites.hotswap",
+    "rollout": "perf.suites.rollout",
     "pipeline": "perf.suites.pipeline",
 }
 
