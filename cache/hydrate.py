@@ -86,6 +86,7 @@ class Hydrator:
         out: npt.NDArray[np.float32],
         inline: Mapping[str, npt.NDArray[np.float32]] | None = None,
         timeout_s: float = 0.010,
+        present_out: npt.NDArray[np.bool_] | None = None,
     ) -> Hydration:
         """Fill ``out`` (``[len(ads), F]`` float32, C-contiguous) for one request.
 
@@ -93,7 +94,9 @@ class Hydrator:
         groups keyed by ``ad`` read one row per candidate in ``ads``. ``inline`` supplies
         request-time groups by name (e.g. ``context_profile`` computed from the request) instead of
         reading them. ``timeout_s`` bounds the wait for the cluster. More than ``max_rows``
-        candidates is an error (``ValueError``), not a slow request.
+        candidates is an error (``ValueError``), not a slow request. ``present_out`` (``[N, G]``
+        bool, groups in :attr:`groups` order), when given, receives per row and group whether a
+        stored value was served (inline groups: True), for :class:`cache.servelog.ServedFeatureLog`.
         """
         start = time.perf_counter()
         ad_ids = np.asarray(ads, dtype=np.int64)
@@ -102,6 +105,8 @@ class Hydrator:
             raise ValueError(f"{n} candidates: at most {self._max_rows} per request (max_rows)")
         if out.shape != (n, self._features) or out.dtype != np.float32 or not out.flags.c_contiguous:
             raise ValueError(f"out must be C-contiguous float32 [{n}, {self._features}], got {out.dtype} {out.shape}")
+        if present_out is not None and present_out.shape != (n, len(self._plan)):
+            raise ValueError(f"present_out must be [{n}, {len(self._plan)}], got {present_out.shape}")
         inline = inline or {}
         report = Hydration(rows=n)
         pending: dict[str, Any] = {}
@@ -119,8 +124,10 @@ class Hydrator:
         done = _wait_all([f for f in pending.values() if f is not None], timeout_s)
         report.timed_out = not done
         now_ms = int(self._clock() * 1000)
-        for g, (src, dst) in self._plan.items():
+        for gi, (g, (src, dst)) in enumerate(self._plan.items()):
             group = self._registry.group(g)
+            if present_out is not None:
+                present_out[:, gi] = True
             if g in inline:
                 vec = np.asarray(inline[g], dtype=np.float32)
                 if vec.shape != (group.width,):
@@ -139,6 +146,8 @@ class Hydrator:
             stale = present & (now_ms - event_ms > group.freshness_slo_s * 1000)
             report.missing[g] = int((~present).sum())
             report.stale[g] = int(stale.sum())
+            if present_out is not None:
+                present_out[:, gi] = present
             if group.entity == "ad":
                 out[:, dst] = matrix[:, src]
             else:

@@ -9,20 +9,32 @@ NaN policy (``nan``): ``"reject"`` (the default) fails on the first batch holdin
 infinity, naming the column, before that batch is written; ``"default"`` serves the feature's
 default in its place and counts the values replaced in :attr:`IngestReport.replaced`.
 A missing column is an error before anything is written.
+
+:func:`publish_registry` writes the groups' definitions (entity, version, defaults, freshness SLO)
+into the cluster's ``fg.registry`` map, one JSON object per group, so that JVM readers (the
+reference ad server's ``ClusterFeatures``) serve the same defaults and judge staleness by the same
+SLO as Python; :func:`load_marketplace` publishes the registry and loads the marketplace's user and
+ad tables.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
 from cache.codec import CodecError
+from cache.registry import FeatureGroup
 from cache.store import FeatureWriter
 
-__all__ = ["IngestReport", "load_parquet"]
+__all__ = ["REGISTRY_MAP", "IngestReport", "load_marketplace", "load_parquet", "publish_registry", "registry_json"]
+
+#: The map holding the groups' definitions, group name -> JSON (read by the JVM side).
+REGISTRY_MAP = "fg.registry"
 
 
 @dataclass
@@ -92,3 +104,38 @@ def load_parquet(
         if bar is not None:
             bar.close()
     return report
+
+
+def registry_json(group: FeatureGroup) -> str:
+    """One group's definition as the JVM side reads it."""
+    return json.dumps(
+        {
+            "entity": group.entity,
+            "version": group.version,
+            "features": [f.name for f in group.features],
+            "defaults": [float(x) for x in group.defaults],
+            "freshness_slo_ms": int(group.freshness_slo_s * 1000),
+        }
+    )
+
+
+def publish_registry(writer: FeatureWriter) -> None:
+    """Write every group of ``writer``'s registry into :data:`REGISTRY_MAP` (replacing older definitions)."""
+    client: Any = writer.client
+    target = client.get_map(REGISTRY_MAP).blocking()
+    target.put_all({name: registry_json(g) for name, g in writer.registry.groups.items()})
+
+
+#: The marketplace's groups and the tables they are loaded from (:mod:`models.synth.tables`).
+MARKETPLACE_TABLES = {"user_profile": "users.parquet", "ad_profile": "ads.parquet"}
+
+
+def load_marketplace(
+    writer: FeatureWriter, tables: str | os.PathLike[str], *, progress: bool = False
+) -> list[IngestReport]:
+    """Publish the registry, then load the user and ad groups from the marketplace's tables in ``tables``."""
+    publish_registry(writer)
+    return [
+        load_parquet(writer, group, Path(tables) / name, progress=progress)
+        for group, name in MARKETPLACE_TABLES.items()
+    ]

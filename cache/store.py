@@ -41,6 +41,11 @@ class FeatureWriter:
     def registry(self) -> FeatureRegistry:
         return self._registry
 
+    @property
+    def client(self) -> Any:
+        """The Hazelcast client it writes through."""
+        return self._client
+
     def put_many(
         self,
         group_name: str,

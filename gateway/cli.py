@@ -8,6 +8,7 @@ Commands::
     serve-grpc  serve the models over gRPC (KServe V2 / Open Inference Protocol) to non-JVM clients
     models    list the models in a directory with their signatures
     monitor report  render a monitoring snapshot: text, --json, --plots DIR (latency, drift, reliability PNGs)
+    features consistency  compare a served-feature log with values recomputed as of each request's time
     publish   validate model packages and publish them to the artifact store
     validate  run the validation gates on a package or a published version
     list      list published models, versions and validation verdicts
@@ -125,6 +126,16 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("snapshot", type=Path, help="snapshot JSON file")
     report.add_argument("--json", action="store_true", help="print the snapshot as JSON instead of text")
     report.add_argument("--plots", type=Path, metavar="DIR", help="write latency.png, drift.png, reliability.png")
+
+    features = sub.add_parser("features", help="the feature cache: online/offline consistency")
+    features_sub = features.add_subparsers(dest="features_command", required=True, metavar="SUBCOMMAND")
+    from cache.consistency import add_arguments as add_consistency_arguments
+
+    add_consistency_arguments(
+        features_sub.add_parser(
+            "consistency", help="compare a served-feature log with the values recomputed as of each request's time"
+        )
+    )
     return p
 
 
@@ -176,7 +187,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from gateway.model_commands import run_command  # publish, validate, list, status
 
-    return _monitor(args) if args.command == "monitor" else run_command(args)
+    return {"monitor": _monitor, "features": _features}.get(args.command, run_command)(args)
+
+
+def _features(args: argparse.Namespace) -> int:
+    from cache.consistency import run
+
+    return int(run(args))
 
 
 def _serve(args: argparse.Namespace) -> int:

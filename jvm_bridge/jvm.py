@@ -2,6 +2,11 @@
 
 One JVM per process, for the life of the process (JPype cannot restart one). :func:`start_jvm` is
 idempotent; a second call with a classpath the running JVM lacks is an error, not a silent no-op.
+
+Because the JVM cannot be restarted with more jars, the one that starts it puts the Hazelcast
+client jar on its classpath whenever ``make setup`` fetched it (:func:`optional_classpath`): the
+feature reader (``jvm_bridge.features``, the ad server's ``--members``) then works in any process,
+whoever started the JVM first.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["bridge_classpath", "start_jvm"]
+__all__ = ["bridge_classpath", "optional_classpath", "start_jvm"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,6 +26,14 @@ def bridge_classpath() -> list[str]:
     if not classes.is_dir():
         raise FileNotFoundError(f"{classes} is missing: build the Java API first ('make setup' or 'mvn install')")
     return [str(classes)]
+
+
+def optional_classpath() -> list[str]:
+    """Jars added when present: the Hazelcast jar (``build/jars``) for the feature reader."""
+    from cache.member import HAZELCAST_VERSION
+
+    jar = ROOT / "build" / "jars" / f"hazelcast-{HAZELCAST_VERSION}.jar"
+    return [str(jar.resolve())] if jar.is_file() else []
 
 
 def start_jvm(classpath: Sequence[str | os.PathLike[str]] = (), jvm_args: Sequence[str] = ()) -> None:
@@ -37,4 +50,5 @@ def start_jvm(classpath: Sequence[str | os.PathLike[str]] = (), jvm_args: Sequen
             )
         return
     # -Xrs: leave SIGINT/SIGTERM to Python, so Ctrl-C and pytest-timeout behave as in a plain Python process.
+    wanted += [p for p in optional_classpath() if p not in wanted]
     jpype.startJVM(*jvm_args, "-Xrs", classpath=wanted, convertStrings=False)

@@ -21,6 +21,9 @@ path's ``hydrate_p99_ms_python_n500_f64``, ``python_over_java_p50_n500_f64``.
 N = 500 (:mod:`perf.suites.feast_peer`); figure ``feast_over_scoregate_p50_n500`` is Feast's p50
 over the Java cold path's.
 
+The members have :data:`cache.member.FEATURE_PARTITIONS` partitions (31, not Hazelcast's 271:
+fewer per-partition operations per ``getAll``, measured there).
+
 Quick mode: F = 64 and N = 100, 500 only, fewer entities, and no Feast (creating its venv takes
 minutes).
 """
@@ -81,7 +84,7 @@ def _prepare(quick: bool) -> None:
     from cache.member import start_cluster
     from cache.store import FeatureWriter
 
-    members = start_cluster(2, heap_mb=512)
+    members = start_cluster(2, heap_mb=512)  # cache.member.FEATURE_PARTITIONS partitions
     _MEMBERS.extend(members)
     sizes = _sizes(quick)
     client = connect(members[0].options.cluster_name, [m.address for m in members])

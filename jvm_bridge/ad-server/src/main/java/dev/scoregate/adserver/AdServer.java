@@ -55,6 +55,10 @@ public final class AdServer {
     private final FeatureLayout earlyLayout;
     private final FeatureArena earlyArena;
     private final int fullRows;
+    /** The feature cache, or null: rows then come from the export. */
+    private final ClusterFeatures features;
+    private final ClusterFeatures.Gather[] gathers;
+    private final ClusterFeatures.Gather earlyGather;
 
     /**
      * Checks the options against the export and the gateway, and allocates the arenas.
@@ -63,6 +67,17 @@ public final class AdServer {
      *                                  or the gateway's model takes another number of features than the export lists
      */
     public AdServer(ModelGateway gateway, Marketplace market, AdServerOptions options, Metrics metrics) {
+        this(gateway, market, options, metrics, null);
+    }
+
+    /**
+     * As {@link #AdServer(ModelGateway, Marketplace, AdServerOptions, Metrics)}, reading the candidates' rows from
+     * the feature cache through {@code features} when it is not null (the export then supplies only the pooled
+     * request contexts, the ads' bids and attributes).
+     */
+    public AdServer(ModelGateway gateway, Marketplace market, AdServerOptions options, Metrics metrics,
+                    ClusterFeatures features) {
+        this.features = features;
         this.gateway = gateway;
         this.market = market;
         this.options = options;
@@ -92,6 +107,17 @@ public final class AdServer {
         } else {
             earlyLayout = null;
             earlyArena = null;
+        }
+        if (features != null) {
+            int width = market.featureCount();
+            gathers = new ClusterFeatures.Gather[models.length];
+            for (int j = 0; j < models.length; j++) {
+                gathers[j] = new ClusterFeatures.Gather(layouts[j].columns(), width);
+            }
+            earlyGather = early ? new ClusterFeatures.Gather(earlyLayout.columns(), width) : null;
+        } else {
+            gathers = null;
+            earlyGather = null;
         }
     }
 
@@ -166,6 +192,7 @@ public final class AdServer {
         private final int[] categories;
         private final int[] objectivesOf;
         private final int[] podOrder;
+        private final ClusterFeatures.Rows rows;
         private int calls;
 
         private Worker(long seed, Metrics.Recorder recorder) {
@@ -188,6 +215,7 @@ public final class AdServer {
             this.slots = new FeatureArena.Slot[models.length];
             this.results = new ScoreResult[models.length];
             this.futures = new ArrayList<>(models.length);
+            this.rows = features == null ? null : features.newRows(n);
         }
 
         /** Serves requests until {@code System.nanoTime()} reaches {@code endNanos}. */
@@ -222,11 +250,19 @@ public final class AdServer {
                 candidates[i] = ad;
             }
             long deadline = start + options.timeout().toNanos();
+            if (rows != null) { // the candidates' full rows from the feature cache, within the request's deadline
+                rows.hydrate(user, context, candidates, n, deadline - System.nanoTime());
+            }
             int[] ads = candidates;
+            int[] picked = null; // with early ranking: the candidate index of each survivor
             int m = n;
             if (earlyLayout != null && n > fullRows) {
                 try (FeatureArena.Slot slot = earlyArena.acquire()) {
-                    earlyLayout.write(slot.features(), user, context, candidates, n);
+                    if (rows != null) {
+                        earlyGather.write(slot.features(), rows.rows(), null, n);
+                    } else {
+                        earlyLayout.write(slot.features(), user, context, candidates, n);
+                    }
                     ScoreResult r = gateway.score(slot.request(n).model(options.earlyRanker())
                             .deadlineNanos(deadline).build());
                     calls++;
@@ -239,12 +275,17 @@ public final class AdServer {
                     survivors[i] = candidates[order[i]];
                 }
                 ads = survivors;
+                picked = order;
             }
             int unsafe = 0;
             try {
                 for (int j = 0; j < models.length; j++) {
                     slots[j] = arenas[j].acquire();
-                    layouts[j].write(slots[j].features(), user, context, ads, m);
+                    if (rows != null) {
+                        gathers[j].write(slots[j].features(), rows.rows(), picked, m);
+                    } else {
+                        layouts[j].write(slots[j].features(), user, context, ads, m);
+                    }
                 }
                 scoreAll(m, deadline);
                 unsafe = price(ads, m);

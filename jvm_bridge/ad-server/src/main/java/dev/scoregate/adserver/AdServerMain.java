@@ -58,7 +58,21 @@ public final class AdServerMain {
             throws IOException, InterruptedException {
         Marketplace market = Marketplace.open(options.export());
         Metrics metrics = new Metrics(market.objectives().size());
-        AdServer server = new AdServer(gateway, market, options, metrics);
+        ClusterFeatures features = options.members().isEmpty() ? null : ClusterFeatures.connect(
+                options.clusterName(), options.members(), market, options.candidates(), options.verifyFeatures());
+        try {
+            return run(gateway, market, options, metrics, features, out);
+        } finally {
+            if (features != null) {
+                features.close();
+            }
+        }
+    }
+
+    private static Metrics.Snapshot run(ModelGateway gateway, Marketplace market, AdServerOptions options,
+                                        Metrics metrics, ClusterFeatures features, PrintStream out)
+            throws InterruptedException {
+        AdServer server = new AdServer(gateway, market, options, metrics, features);
         out.println(banner(gateway, market, options, server));
         out.flush();
 
@@ -108,6 +122,9 @@ public final class AdServerMain {
         }
         Metrics.Snapshot total = metrics.snapshot();
         out.println(summary(total, elapsed / 1e9, metrics, market, options));
+        if (features != null) {
+            out.println(features.summary());
+        }
         out.flush();
         if (bug.get() != null) {
             throw new IllegalStateException("a request thread failed: " + bug.get(), bug.get());
@@ -119,6 +136,10 @@ public final class AdServerMain {
         StringBuilder b = new StringBuilder();
         b.append(String.format(Locale.ROOT, "scoregate ad server: %,d users, %,d ads, %,d pooled contexts from %s%n",
                 market.users(), market.ads(), market.contexts(), market.directory()));
+        if (!o.members().isEmpty()) {
+            b.append(String.format(Locale.ROOT, "  candidate features from the feature cache %s at %s%n",
+                    o.clusterName(), String.join(",", o.members())));
+        }
         b.append(String.format(Locale.ROOT, "  %d request threads, %d candidates/request", o.threads(),
                 o.candidates()));
         if (server.earlyRanking()) {

@@ -21,10 +21,14 @@ import java.util.List;
  * @param timeout        each request's deadline, shared by all its model calls
  * @param parallel       score the full-scoring models concurrently ({@code scoreAsync}) rather than one by one
  * @param seed           seeds request thread {@code t} with {@code seed + t}
+ * @param members        feature cache members ("host:port"); empty: candidate rows come from the export
+ * @param clusterName    the feature cache's cluster name
+ * @param verifyFeatures with {@code members}: compare every row read from the cache with the export's
  */
 public record AdServerOptions(Path export, Duration duration, int threads, int candidates, List<String> models,
                               String earlyRanker, int earlyKeep, float reserve, float unsafeAbove, Duration timeout,
-                              boolean parallel, long seed) {
+                              boolean parallel, long seed, List<String> members, String clusterName,
+                              boolean verifyFeatures) {
 
     public static final String USAGE = String.join("\n",
             "usage: AdServerMain [options]   (run it inside 'python -m gateway serve ... --jvm-main', which registers "
@@ -41,10 +45,24 @@ public record AdServerOptions(Path export, Duration duration, int threads, int c
             "  --unsafe-above P        brand-safety filter: no bid above this p(unsafe) (default 0.3)",
             "  --timeout-ms MS         deadline of a request, all its model calls included (default 50)",
             "  --fanout MODE           parallel (scoreAsync, default) or sequential full scoring",
-            "  --seed N                request seed (default 1)");
+            "  --seed N                request seed (default 1)",
+            "  --members H:P,...       read candidate features from this Hazelcast feature cache (loaded by the "
+                    + "Python side, cache/ingest.py) instead of the export (default: the export)",
+            "  --cluster-name NAME     the feature cache's cluster name (default scoregate)",
+            "  --verify-features B     true: count rows read from the cache that differ from the export's "
+                    + "(default false)");
+
+    /** Options without a feature cache (rows from the export). */
+    public AdServerOptions(Path export, Duration duration, int threads, int candidates, List<String> models,
+                           String earlyRanker, int earlyKeep, float reserve, float unsafeAbove, Duration timeout,
+                           boolean parallel, long seed) {
+        this(export, duration, threads, candidates, models, earlyRanker, earlyKeep, reserve, unsafeAbove, timeout,
+                parallel, seed, List.of(), "scoregate", false);
+    }
 
     public AdServerOptions {
         models = List.copyOf(models);
+        members = List.copyOf(members);
         if (threads <= 0 || candidates <= 0 || earlyKeep <= 0 || models.isEmpty()) {
             throw new IllegalArgumentException("threads, candidates and early-keep must be > 0, and at least one model "
                     + "is needed");
@@ -84,6 +102,9 @@ public record AdServerOptions(Path export, Duration duration, int threads, int c
         Duration timeout = o.timeout;
         boolean parallel = o.parallel;
         long seed = o.seed;
+        List<String> members = o.members;
+        String clusterName = o.clusterName;
+        boolean verify = o.verifyFeatures;
         try {
             for (int i = 0; i < args.length; i++) {
                 String name = args[i];
@@ -112,11 +133,19 @@ public record AdServerOptions(Path export, Duration duration, int threads, int c
                         default -> throw new IllegalArgumentException("--fanout is parallel or sequential");
                     };
                     case "--seed" -> seed = Long.parseLong(value);
+                    case "--members" -> members = Arrays.stream(value.split(",")).map(String::strip)
+                            .filter(s -> !s.isEmpty()).toList();
+                    case "--cluster-name" -> clusterName = value;
+                    case "--verify-features" -> verify = switch (value) {
+                        case "true" -> true;
+                        case "false" -> false;
+                        default -> throw new IllegalArgumentException("--verify-features is true or false");
+                    };
                     default -> throw new IllegalArgumentException("unknown option " + name);
                 }
             }
             return new AdServerOptions(export, duration, threads, candidates, models, early, keep, reserve, unsafe,
-                    timeout, parallel, seed);
+                    timeout, parallel, seed, members, clusterName, verify);
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException("not a number: " + e.getMessage() + "\n" + USAGE, e);
         } catch (IllegalArgumentException e) {
