@@ -388,9 +388,11 @@ def _calibration_figures(quick: bool, snapshot_path: Path | None) -> dict[str, f
         truth.append(o.p_click[finite])
         for k in np.flatnonzero(o.click):
             labels.append((r.send_time_s + rng.uniform(0.0, MATURITY_S * 0.9), int(ids[k])))
+            if not finite[k]:  # the click of an impression the join dropped (NaN score): unknown to it
+                injected["unknown_label"] += 1
             if i % 97 == 0:
                 labels.append((r.send_time_s + MATURITY_S * 0.95, int(ids[k])))
-                injected["duplicate_label"] += 1
+                injected["duplicate_label" if finite[k] else "unknown_label"] += 1
         if i % 300 == 11:
             labels.append((r.send_time_s, 10**15 + i))
             injected["unknown_label"] += 1
