@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
-from onnx_builders import reference_scores
+from onnx import TensorProto, helper
+from onnx_builders import logistic_model, reference_scores
 
 from models.manifest import (
     Fallback,
@@ -30,27 +30,8 @@ FEATURES = 8
 
 
 def logistic(features: int = FEATURES, seed: int = 7, bias: float = -3.0) -> tuple[bytes, np.ndarray, float]:
-    rng = np.random.default_rng(seed)
-    w = rng.normal(0, 0.3, size=(features, 1)).astype(np.float32)
-    graph = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["features", "w"], ["logit2d"]),
-            helper.make_node("Add", ["logit2d", "b"], ["z"]),
-            helper.make_node("Sigmoid", ["z"], ["p2d"]),
-            helper.make_node("Squeeze", ["p2d", "axis1"], ["score"]),
-        ],
-        "logistic",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", features])],
-        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch"])],
-        initializer=[
-            numpy_helper.from_array(w, "w"),
-            numpy_helper.from_array(np.array([bias], dtype=np.float32), "b"),
-            numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return bytes(model.SerializeToString()), w[:, 0], bias
+    """A logistic model with small weights and a low base rate (probabilities like a CTR's)."""
+    return logistic_model(features, seed, scale=0.3, bias=bias)
 
 
 def custom_op_model(features: int = FEATURES) -> bytes:

@@ -9,11 +9,14 @@ from onnx import TensorProto, helper, numpy_helper
 FEATURES = 16
 
 
-def logistic_model(features: int = FEATURES, seed: int = 7) -> tuple[bytes, np.ndarray, float]:
-    """``score = sigmoid(features @ w + b)`` with input ``features[batch, F]`` and output ``score[batch]``."""
+def logistic_model(
+    features: int = FEATURES, seed: int = 7, scale: float = 0.5, bias: float = -1.0
+) -> tuple[bytes, np.ndarray, float]:
+    """``score = sigmoid(features @ w + b)`` with input ``features[batch, F]`` and output ``score[batch]``;
+    ``w ~ N(0, scale)`` from ``seed``, ``b = bias``."""
     rng = np.random.default_rng(seed)
-    w = rng.normal(0, 0.5, size=(features, 1)).astype(np.float32)
-    b = np.float32(-1.0)
+    w = rng.normal(0, scale, size=(features, 1)).astype(np.float32)
+    b = np.float32(bias)
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", ["features", "w"], ["logit2d"]),
