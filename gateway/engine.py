@@ -23,6 +23,7 @@ a lookup reads an immutable snapshot and holds one handle for the duration of th
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,7 +41,7 @@ from models.package import Package
 from models.registry import VersionNotFoundError
 from models.store import ArtifactStore
 
-__all__ = ["Engine", "ScoreObserver"]
+__all__ = ["Engine", "MonitorHook", "ScoreObserver"]
 
 
 class ScoreObserver(Protocol):
@@ -56,11 +57,26 @@ class ScoreObserver(Protocol):
         """The call on ``version`` raised ``error`` (it propagates to the caller after this returns)."""
 
 
+class MonitorHook(Protocol):
+    """Sees every :meth:`Engine.score` call, pinned or not, with the scoring call's own latency (the monitoring
+    seam: :class:`gateway.monitoring.Monitor`). Same rules as :class:`ScoreObserver`: on the serving thread, bounded,
+    copies what it keeps, never raises. ``model`` is the model's name (without ``@version``)."""
+
+    def observe(
+        self, model: str, version: str, x: np.ndarray[Any, Any], out: np.ndarray[Any, Any], latency_ns: int
+    ) -> None: ...
+
+    def failed(self, model: str, version: str, error: Exception) -> None: ...
+
+
 class Engine:
     """Served models by name (live version) and by ``name@version``."""
 
     #: The rollout observer (:class:`gateway.rollout.RolloutController` installs itself); ``None``: no cost.
     rollouts: ScoreObserver | None = None
+    #: The monitoring hook (:meth:`gateway.monitoring.Monitor.attach` installs it); ``None``: no cost, not even a
+    #: clock read.
+    monitor: MonitorHook | None = None
 
     def __init__(self, runtimes: Iterable[ModelRuntime] = (), *, manager: VersionManager[ModelRuntime] | None = None):
         self.manager: VersionManager[ModelRuntime] = manager or VersionManager(
@@ -176,14 +192,20 @@ class Engine:
         call; it copies what it keeps and returns at once (shadow and canary comparisons run off this path).
         """
         harness = self.acquire(name, key)
+        monitor = self.monitor
+        t0 = time.perf_counter_ns() if monitor is not None else 0
         try:
             scores = harness.value.score(x, out)  # type: ignore[union-attr]  # READY harnesses hold a value
         except Exception as exc:
             if self.rollouts is not None:
                 self.rollouts.failed(name, harness.id.version, exc)
+            if monitor is not None:
+                monitor.failed(harness.id.name, harness.id.version, exc)
             raise
         finally:
             harness.release()
+        if monitor is not None:
+            monitor.observe(harness.id.name, harness.id.version, x, scores, time.perf_counter_ns() - t0)
         observer = self.rollouts
         if observer is not None:
             observer.observe(name, harness.id.version, x, scores)

@@ -29,7 +29,17 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-__all__ = ["Case", "Measurement", "Plan", "Result", "Suite", "new_histogram", "run_suite"]
+__all__ = [
+    "Case",
+    "Measurement",
+    "Plan",
+    "Result",
+    "Suite",
+    "closed_loop",
+    "closed_loop_threads",
+    "new_histogram",
+    "run_suite",
+]
 
 #: A benchmarked operation: called with no arguments, its return value is ignored.
 Op = Callable[[], object]
@@ -72,6 +82,27 @@ def closed_loop(op: Op, seconds: float) -> Measurement:
         now = clock()
         append(now - t0)
     return Measurement(samples, (now - start) / 1e9)
+
+
+def closed_loop_threads(op: Op, seconds: float, threads: int) -> Measurement:
+    """``threads`` closed loops of ``op`` at once for ``seconds``: merged latencies, wall time of the slowest."""
+    import threading
+
+    results: list[Measurement] = []
+    lock = threading.Lock()
+
+    def loop() -> None:
+        m = closed_loop(op, seconds)
+        with lock:
+            results.append(m)
+
+    workers = [threading.Thread(target=loop, name=f"perf-loop-{i}") for i in range(threads)]
+    start = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return Measurement([x for m in results for x in m.latencies_ns], time.perf_counter() - start)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ One concept per module:
 * :mod:`~gateway.monitoring.observer`: the request-path seam (:class:`ScoreObserver`) and its staging buffers;
 * :mod:`~gateway.monitoring.monitor`: :class:`Monitor`, the assembly, stepped by :mod:`~gateway.monitoring.worker`;
 * :mod:`~gateway.monitoring.reference`: a version's validation distribution and thresholds from its variability;
+  :mod:`~gateway.monitoring.recorder` records references from traffic replayed through the serving path;
 * :mod:`~gateway.monitoring.divergence`: PSI and Jensen-Shannon;
 * :mod:`~gateway.monitoring.shift`: sliding-window shift detection (scores); :mod:`~gateway.monitoring.drift`:
   per-feature drift naming the top drifting features;
@@ -27,6 +28,7 @@ from gateway.monitoring.latency import LatencyRecorder, SeriesKey
 from gateway.monitoring.metrics import MonitorCollector, serve_metrics
 from gateway.monitoring.monitor import Monitor, MonitorOptions
 from gateway.monitoring.observer import ScoreObserver
+from gateway.monitoring.recorder import ModelReferences, ReferenceRecorder
 from gateway.monitoring.reference import Reference
 from gateway.monitoring.regression import GateDecision, GateOptions, GateStatus, RegressionGate, RollbackHandler
 from gateway.monitoring.shift import Evaluation, ShiftDetector
@@ -44,11 +46,13 @@ __all__ = [
     "LabelJoin",
     "LatencyRecorder",
     "Matured",
+    "ModelReferences",
     "Monitor",
     "MonitorCollector",
     "MonitorOptions",
     "RatioDrift",
     "Reference",
+    "ReferenceRecorder",
     "RegressionGate",
     "RollbackHandler",
     "ScoreObserver",

@@ -11,6 +11,8 @@ so that no ``prometheus_client`` metric object is touched per request). Names (a
     model_errors_total{model,version,stage,kind}        counter
     model_batch_size{model,version,stage}               histogram   rows per call
     fallback_total{model,tier}                          counter     answers served by a fallback tier
+    pipeline_requests_total / pipeline_degraded_total   counters    whole requests; those with a fallback
+    request_stage_latency_seconds{stage}                histogram   whole requests per stage, and stage="total"
     queue_delay_seconds{stage}                          histogram
     feature_lookups_total / feature_missing_total / feature_stale_total{group}   counters (rates by division)
     feature_missing_ratio / feature_stale_ratio{group}  gauges
@@ -74,6 +76,8 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "model_nonfinite_scores": ("counter", "Scores that were NaN or infinite.", ("model", "version", "stage")),
     "model_errors": ("counter", "Scoring errors by kind.", ("model", "version", "stage", "kind")),
     "fallback": ("counter", "Answers served by a fallback tier.", ("model", "tier")),
+    "pipeline_requests": ("counter", "Whole requests answered by the pipeline.", ()),
+    "pipeline_degraded": ("counter", "Answers where some model fell back or was late.", ()),
     "feature_lookups": ("counter", "Feature lookups.", ("group",)),
     "feature_missing": ("counter", "Feature lookups that found nothing.", ("group",)),
     "feature_stale": ("counter", "Feature lookups older than their freshness bound.", ("group",)),

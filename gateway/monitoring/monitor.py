@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,11 +36,14 @@ from gateway.monitoring.drift import FeatureDrift
 from gateway.monitoring.join import LabelJoin
 from gateway.monitoring.latency import DEFAULT_BUCKETS_S, LatencyRecorder, SeriesKey
 from gateway.monitoring.metrics import Counters, MonitorCollector
-from gateway.monitoring.observer import Staging, StagingPair
+from gateway.monitoring.observer import RequestStaging, Staging, StagingPair
 from gateway.monitoring.reference import Reference
 from gateway.monitoring.regression import RegressionGate
 from gateway.monitoring.shift import ShiftDetector
 from gateway.monitoring.worker import Worker
+
+if TYPE_CHECKING:
+    from gateway.engine import Engine
 
 __all__ = ["Monitor", "MonitorOptions"]
 
@@ -111,6 +114,11 @@ class Monitor:
         self._gates: list[RegressionGate] = []
         self._events: deque[tuple[Any, ...]] = deque()
         self._queue_delay = LatencyRecorder(o.latency_buckets_s)
+        #: Whole requests (:meth:`watch_requests`): per-stage and end-to-end latency.
+        self.requests = LatencyRecorder(o.latency_buckets_s)
+        self._requests: RequestStaging | None = None
+        self.requests_seen = 0
+        self.requests_degraded = 0
         self._step_lock = threading.Lock()
         self.unwatched_calls = 0
         self.steps = 0
@@ -140,8 +148,9 @@ class Monitor:
         if feature_reference is not None:
             drift = FeatureDrift(feature_reference, windows=o.feature_windows, confirm=o.confirm)
         sample = o.feature_sample if feature_reference is not None else 0
+        score_sample = o.score_sample if shift is not None else None  # no reference: nothing to compare scores with
         staging = StagingPair(
-            o.staging_rows, o.feature_staging_rows, n_features, o.staging_calls, sample, o.score_sample, o.sample_every
+            o.staging_rows, o.feature_staging_rows, n_features, o.staging_calls, sample, score_sample, o.sample_every
         )
         watched = _Watched(SeriesKey(model, version, stage), staging, shift, drift)
         if calibration_reference is not None:
@@ -150,6 +159,19 @@ class Monitor:
         d = dict(self._watched)
         d[(model, version)] = watched
         self._watched = d  # replaced whole: observe() reads it without a lock
+
+    def watch_requests(self, stages: tuple[str, ...]) -> None:
+        """Watch whole requests made of ``stages`` (see :meth:`observe_request`)."""
+        self._requests = RequestStaging(tuple(stages), self.options.staging_calls)
+
+    def attach(self, engine: Engine) -> None:
+        """Observe every scoring call ``engine`` serves (:attr:`gateway.engine.Engine.monitor`); models must be
+        watched, per version, to be measured (others count under ``unwatched_calls``)."""
+        engine.monitor = self
+
+    def detach(self, engine: Engine) -> None:
+        if engine.monitor is self:
+            engine.monitor = None
 
     def add_gate(self, gate: RegressionGate) -> RegressionGate:
         """Report ``gate`` with the monitor's figures (the lifecycle drives it)."""
@@ -164,6 +186,18 @@ class Monitor:
             self.unwatched_calls += 1
             return
         w.staging.put(x, out, latency_ns)
+
+    def failed(self, model: str, version: str, error: Exception) -> None:
+        """A scoring call raised ``error`` (the engine's hook; counted by exception type)."""
+        w = self._watched.get((model, version))
+        self.count_error(model, version, w.key.stage if w is not None else "", type(error).__name__)
+
+    def observe_request(self, stage_ns: tuple[int, ...], total_ns: int, degraded: bool = False) -> None:
+        """One whole request landed: its stages' latencies (in :meth:`watch_requests` order) and end to end;
+        ``degraded``: some model fell back or was late. Bounded and allocation-free, like :meth:`observe`."""
+        staging = self._requests
+        if staging is not None:
+            staging.put(stage_ns, total_ns, degraded)
 
     def record_impressions(
         self,
@@ -219,6 +253,7 @@ class Monitor:
                     self._drain(w, staged, t)
                 finally:
                     staged.clear()
+            self._drain_requests()
             self._join(t)
             self.steps += 1
             worker = self._worker
@@ -261,6 +296,24 @@ class Monitor:
                 for name, p in zip(w.drift.names, last.psi.tolist(), strict=True):
                     self.counters.set("feature_psi", (k.model, k.version, name), p)
 
+    def _drain_requests(self) -> None:
+        staging = self._requests
+        if staging is None:
+            return
+        r = staging.swap()
+        try:
+            self.requests_seen += r.calls
+            self.requests_degraded += r.degraded
+            if r.calls:
+                self.counters.add("pipeline_requests", (), r.calls)
+            if r.degraded:
+                self.counters.add("pipeline_degraded", (), r.degraded)
+            if r.n:
+                for j, stage in enumerate((*staging.stages, "total")):
+                    self.requests.record(SeriesKey("", "", stage), np.ascontiguousarray(r.latency[: r.n, j]))
+        finally:
+            r.clear()
+
     def _join(self, now: float) -> None:
         events = self._events
         join = self.join
@@ -300,6 +353,10 @@ class Monitor:
         for key in self._queue_delay.series():
             buckets, total = self._queue_delay.prometheus(key)
             yield ("queue_delay_seconds", "Time queued before scoring.", ("stage",), (key.stage,), buckets, total)
+        for key in self.requests.series():
+            buckets, total = self.requests.prometheus(key)
+            yield ("request_stage_latency_seconds", "Whole requests: latency per stage, and 'total' end to end.",
+                   ("stage",), (key.stage,), buckets, total)  # fmt: skip
         for w in list(self._watched.values()):
             cumulative = np.cumsum(w.batch_buckets)
             les = [str(b) for b in _BATCH_BUCKETS] + ["+Inf"]

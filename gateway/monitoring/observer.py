@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ScoreObserver", "Staging", "StagingPair"]
+__all__ = ["RequestStaging", "ScoreObserver", "Staging", "StagingPair"]
 
 
 class ScoreObserver(Protocol):
@@ -80,7 +80,7 @@ class StagingPair:
         n_features: int,
         calls: int,
         feature_sample: int,
-        score_sample: int,
+        score_sample: int | None,
         every: int = 1,
     ) -> None:
         self.active = Staging(score_rows, feature_rows, n_features, calls)
@@ -92,10 +92,11 @@ class StagingPair:
 
     def put(self, x: npt.NDArray[Any], out: npt.NDArray[Any], latency_ns: int) -> None:
         """The hot path. Every call: counts, the latency and the non-finite screen. One call in ``every``: up to
-        ``score_sample`` scores (``<= 0``: all) and up to ``feature_sample`` rows of ``x`` into ``active``."""
+        ``score_sample`` scores (``<= 0``: all; None, or an output with several columns per row: none) and up to
+        ``feature_sample`` rows of ``x`` into ``active``."""
         n = out.shape[0]
-        flat = out if out.ndim == 1 else out.reshape(n)
-        bad = 0 if isfinite(flat.dot(flat)) else n - int(np.count_nonzero(np.isfinite(flat)))
+        flat = out if out.ndim == 1 else out.reshape(-1)  # [n, k] outputs (embeddings): every value screened
+        bad = 0 if isfinite(flat.dot(flat)) else flat.shape[0] - int(np.count_nonzero(np.isfinite(flat)))
         with self.lock:
             a = self.active
             c = a.calls
@@ -109,13 +110,14 @@ class StagingPair:
                 a.n_calls = c + 1
             if c % self.every:
                 return
-            m = n if self.score_sample <= 0 else min(n, self.score_sample)
-            i = a.n_scores
-            if i + m <= a.scores.shape[0]:
-                a.scores[i : i + m] = flat[:m]
-                a.n_scores = i + m
-            else:
-                a.dropped += n
+            if self.score_sample is not None and flat.shape[0] == n:
+                m = n if self.score_sample <= 0 else min(n, self.score_sample)
+                i = a.n_scores
+                if i + m <= a.scores.shape[0]:
+                    a.scores[i : i + m] = flat[:m]
+                    a.n_scores = i + m
+                else:
+                    a.dropped += n
             k = self.feature_sample
             if k:
                 k = min(k, x.shape[0])
@@ -129,3 +131,46 @@ class StagingPair:
         with self.lock:
             self.active, self.spare = self.spare, self.active
             return self.spare
+
+
+class RequestStaging:
+    """Whole requests as they land (the pipeline's responses): each one's stage latencies and its end-to-end latency
+    into a preallocated ``[calls, stages + 1]`` array, plus the count of degraded answers. Double-buffered like
+    :class:`StagingPair`; requests beyond the buffer between two steps are counted, not staged."""
+
+    __slots__ = ("_active", "_spare", "lock", "stages")
+
+    def __init__(self, stages: tuple[str, ...], calls: int) -> None:
+        self.stages = stages
+        self._active = _Requests(calls, len(stages) + 1)
+        self._spare = _Requests(calls, len(stages) + 1)
+        self.lock = threading.Lock()
+
+    def put(self, stage_ns: tuple[int, ...], total_ns: int, degraded: bool) -> None:
+        with self.lock:
+            a = self._active
+            c = a.calls
+            a.calls = c + 1
+            if degraded:
+                a.degraded += 1
+            if c < a.latency.shape[0]:
+                row = a.latency[c]
+                row[: len(stage_ns)] = stage_ns
+                row[-1] = total_ns
+                a.n = c + 1
+
+    def swap(self) -> _Requests:
+        with self.lock:
+            self._active, self._spare = self._spare, self._active
+            return self._spare
+
+
+class _Requests:
+    __slots__ = ("calls", "degraded", "latency", "n")
+
+    def __init__(self, calls: int, columns: int) -> None:
+        self.latency = np.zeros((calls, columns), dtype=np.int64)
+        self.calls = self.degraded = self.n = 0
+
+    def clear(self) -> None:
+        self.calls = self.degraded = self.n = 0

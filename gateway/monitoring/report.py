@@ -80,7 +80,18 @@ def build_snapshot(monitor: Monitor) -> dict[str, Any]:
         "labels": asdict(monitor.join.counters) | {"pending": monitor.join.pending},
         "gates": gates,
         "unwatched_calls": monitor.unwatched_calls,
+        "requests": {
+            "seen": monitor.requests_seen,
+            "degraded": monitor.requests_degraded,
+            "latency_us": {k.stage: monitor.requests.percentiles_us(k) for k in _in_stage_order(monitor)},
+        },
     }
+
+
+def _in_stage_order(monitor: Monitor) -> list[Any]:
+    staging = monitor._requests
+    order = {s: i for i, s in enumerate((*staging.stages, "total"))} if staging is not None else {}
+    return sorted(monitor.requests.series(), key=lambda k: (order.get(k.stage, len(order)), k.stage))
 
 
 def render_text(snap: Mapping[str, Any]) -> str:
@@ -113,6 +124,14 @@ def render_text(snap: Mapping[str, Any]) -> str:
             lines.append(
                 f"{c['model']:28s} {c['segment'] or '(all)':>12s} {c['n']:>9d} {c['positives']:>7d} "
                 f"{c['ratio']:>7.3f} {c['ece']:>8.5f} {c['normalized_entropy']:>6.3f}  {flag}"
+            )
+    req = snap.get("requests", {})
+    if req.get("seen"):
+        lines += ["", f"requests: {req['seen']} answered, {req['degraded']} degraded (a model fell back or was late)"]
+        for stage, lat in req["latency_us"].items():
+            lines.append(
+                f"    {stage:24s} p50 {lat.get('p50', 0.0):>9.1f} us  p99 {lat.get('p99', 0.0):>9.1f} us  "
+                f"p99.9 {lat.get('p99.9', 0.0):>9.1f} us"
             )
     lab = snap["labels"]
     lines += ["", "labels: " + ", ".join(f"{k} {v}" for k, v in lab.items())]

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +47,9 @@ from gateway.pipeline.placement import Placement
 from gateway.pipeline.spec import PipelineSpec
 from gateway.pipeline.topk import top_k
 
+if TYPE_CHECKING:
+    from gateway.monitoring import ModelReferences, Monitor
+
 __all__ = ["AdRequest", "AdResponse", "ModelReport", "Pipeline", "Tier"]
 
 F32 = npt.NDArray[np.float32]
@@ -55,6 +58,8 @@ I64 = npt.NDArray[np.int64]
 #: Default admission bound per scoring thread: enough to keep every core busy between stages, few enough that an
 #: admitted request still meets a 20 ms budget at saturation (Little's law: ~300 requests/s x 20 ms = 6 on 2 cores).
 DEFAULT_IN_FLIGHT_PER_THREAD = 3
+#: Stage names, as the monitor reports them.
+STAGES = ("retrieval", "early_ranking", "full_scoring", "auction")
 
 
 class Tier(StrEnum):
@@ -190,6 +195,7 @@ class Pipeline:
         self.spec = spec
         self.features = features
         self.priors = dict(priors)
+        self._feature_names = {m: tuple(feature_names[m]) for m in spec.models()}
         self._plans: dict[str, ColumnPlan] = {m: features.plan(feature_names[m]) for m in spec.models()}
         emb = np.ascontiguousarray(embeddings, dtype=np.float32)
         self._eligible_by_device: dict[str, tuple[F32, I64 | None]] = {}
@@ -211,6 +217,8 @@ class Pipeline:
             for p, n in self.pool_threads.items()
         }
         self._local = _ThreadBuffers()
+        #: The monitor (:meth:`attach_monitor`); None: nothing observed, nothing paid.
+        self.monitor: Monitor | None = None
         self.model_cost_us = self._measure_costs()
         index = {m: i for i, m in enumerate(spec.full_scoring.models)}
         #: Per pool, its full-scoring models most expensive first: tasks take from the front, so long ones start early.
@@ -239,6 +247,34 @@ class Pipeline:
                 best = min(best, (time.perf_counter_ns() - t0) / 1e3)
             costs.append(best)
         return tuple(costs)
+
+    def attach_monitor(self, monitor: Monitor, references: Mapping[str, ModelReferences] | None = None) -> None:
+        """Watch every model the pipeline calls (the version serving now, under its stage, with its references
+        where ``references`` has them), observe every scoring call through the engine and every response as it
+        lands: stage and end-to-end latency, degraded answers, fallback tiers."""
+        refs = references or {}
+        for model, stage in self.spec.stages().items():
+            r = refs.get(model)
+            monitor.watch(
+                model,
+                self.engine.runtime(model).version,
+                stage=stage,
+                n_features=self._plans[model].width,
+                score_reference=r.scores if r is not None else None,
+                feature_reference=r.features if r is not None else None,
+            )
+        monitor.watch_requests(STAGES)
+        monitor.attach(self.engine)
+        self.monitor = monitor
+
+    def detach_monitor(self) -> None:
+        monitor, self.monitor = self.monitor, None
+        if monitor is not None:
+            monitor.detach(self.engine)
+
+    def model_features(self, model: str) -> tuple[str, ...]:
+        """The feature columns ``model`` reads, in its input order."""
+        return self._feature_names[model]
 
     @staticmethod
     def load_engine(models_dir: str | Path, spec: PipelineSpec | None = None) -> Engine:
@@ -369,6 +405,14 @@ class Pipeline:
             winners = (int(ranked[outcome.winner]),) if outcome.filled else ()
             prices, seconds = ((outcome.price,) if outcome.filled else ()), 0.0
         t4 = time.perf_counter_ns()
+        monitor = self.monitor
+        if monitor is not None:
+            degraded = False
+            for report in reports:
+                if report.tier is not Tier.PRIMARY:
+                    degraded = True
+                    monitor.count_fallback(report.model, report.tier.value)
+            monitor.observe_request((t1 - t0, t2 - t1, t3 - t2, t4 - t3), t4 - t0, degraded)
         extra: dict[str, Any] = {}
         if keep_scores:
             extra = {"retrieved": candidates, "ranked": ranked, "scores": scores, "ecpm": values}

@@ -170,6 +170,13 @@ class PipelineSpec:
         names += [m for m in self.full_scoring.fallbacks.values() if m not in names]
         return tuple(dict.fromkeys(names))
 
+    def stages(self) -> dict[str, str]:
+        """Each model the pipeline calls and the stage that calls it (fallbacks: ``full_scoring``)."""
+        stages = {self.retrieval.user_tower: "retrieval", self.early_ranking.model: "early_ranking"}
+        for model in self.models():
+            stages.setdefault(model, "full_scoring")
+        return stages
+
     def validate(self, served: Iterable[str]) -> None:
         """Raise :class:`SpecError` naming every model the pipeline needs and ``served`` lacks."""
         known = set(served)

@@ -1,6 +1,17 @@
 """Suite ``monitoring``: what monitoring costs on the scoring path, and how well it catches bad models.
 
-Timed cases (side by side in each fork, same model, same inputs):
+Timed cases, whole pipeline (side by side in each fork: one pipeline, the monitor attached in one case's
+iterations and not in the other's):
+
+* **pipeline_monitor_off** / **pipeline_monitor_on**: ``Pipeline.run`` of demo ad requests (retrieval, early
+  ranking, 20 models over 200 candidates, auction) from 4 closed-loop request threads, which saturate 2 cores.
+  With the monitor on, every one of the 22 model calls per request goes through ``Monitor.observe`` (with score
+  and feature references recorded first from the same pipeline by a ``ReferenceRecorder``), every response through
+  ``Monitor.observe_request``, the worker steps every second in the same process, and each iteration ends with a
+  step inside its timed window so it pays for what it staged. Figure ``monitoring_on_over_off_tput`` (target
+  >= 0.98), with ``monitoring_on_over_off_p50`` and ``_p99``.
+
+Timed cases, one scoring call (side by side in each fork, same model, same inputs):
 
 * **monitor_off**: ``ModelRuntime.score`` of one ad request (200 candidates, ``pctr_gbdt``), features copied
   into the request's arena buffer first, as a transport does;
@@ -8,7 +19,7 @@ Timed cases (side by side in each fork, same model, same inputs):
   thread running every 50 ms in the same process (binning, windows, PSI/JS, HdrHistograms), so its cost counts;
 * **observe_only**: the hook alone on already scored rows (its absolute cost; the worker runs too).
 
-Figure ``monitoring_on_over_off_tput`` = throughput on / off. On a 2-core machine that other jobs share, that ratio
+Figure ``scoring_call_on_over_off_tput`` = throughput on / off. On a 2-core machine that other jobs share, that ratio
 moves by several percent from run to run, so the suite also reports the costs it is made of: ``observe_p50_us``
 (the hook), ``worker_us_per_request`` (the worker's CPU per observed request, thread CPU time) and
 ``monitoring_cost_estimate_pct`` (both over the scoring call's p50: the throughput a saturated machine loses).
@@ -47,7 +58,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from perf.harness import Case, Op, Result, Suite
+from perf.harness import Case, Measurement, Op, Result, Suite, closed_loop_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = ROOT / "build" / "demo"
@@ -56,6 +67,11 @@ CANDIDATES = 200
 FEATURE_SAMPLE = 1
 SCORE_SAMPLE = 32
 SCORE_SPAN_REQUESTS = 200
+#: The whole-pipeline cases: request threads (enough to saturate 2 cores: the pipeline fans out on its own pool),
+#: iteration length over the plan's (a pipeline request is ~100x a scoring call), requests replayed for references.
+PIPELINE_THREADS = 4
+PIPELINE_ITERATION_SCALE = 3
+PIPELINE_REFERENCE_CALLS = 1_600
 FEATURE_SPAN_REQUESTS = 1600
 SHOWN = 4
 RATE_RPS = 50.0
@@ -145,9 +161,73 @@ def _observe_only() -> Op:
     return op
 
 
+# ---------------------------------------------------------------------------------------------- whole pipeline
+class _PipelineRig:
+    """One pipeline over the demo models, its traffic, and a monitor watching all 22 models with references recorded
+    from the same pipeline (scores and feature rows, with the monitor's sampling)."""
+
+    def __init__(self, quick: bool) -> None:
+        from gateway.engine import Engine
+        from gateway.monitoring import Monitor, ReferenceRecorder
+        from gateway.pipeline import AdRequest, Pipeline
+
+        self.engine = Engine.from_directory(DEMO_DIR / "models")
+        self.pipeline = p = Pipeline.for_demo(self.engine, DEMO_DIR)
+        self._requests = [AdRequest(i, context=i) for i in range(p.features.n_contexts)]
+        self._next = iter(range(1 << 62))
+        recorder = ReferenceRecorder({m: p.model_features(m) for m in p.spec.models()})
+        self.engine.monitor = recorder
+        calls = PIPELINE_REFERENCE_CALLS // (4 if quick else 1)
+        for _ in range(calls):
+            self.op()
+        self.engine.monitor = None
+        refs = recorder.references(calls // 8, calls // 4)  # 8 score spans, 4 feature spans
+        self.monitor = Monitor()  # the defaults: worker every second, one request in two staged
+        p.attach_monitor(self.monitor, refs)
+        p.detach_monitor()
+
+    def op(self) -> object:
+        return self.pipeline.run(self._requests[next(self._next) % len(self._requests)])
+
+    def run(self, seconds: float, monitored: bool) -> Measurement:
+        """Saturate the pipeline (closed loops) for ``seconds``, with the monitor attached or not. With it, the
+        worker's backlog is drained inside the timed window, so this iteration pays for what it staged."""
+        p = self.pipeline
+        if monitored:
+            p.monitor = self.monitor
+            self.monitor.attach(self.engine)
+        else:
+            p.detach_monitor()
+        start = time.perf_counter()
+        m = closed_loop_threads(self.op, seconds * PIPELINE_ITERATION_SCALE, PIPELINE_THREADS)
+        if monitored:
+            p.detach_monitor()
+            self.monitor.step()
+        return Measurement(m.latencies_ns, time.perf_counter() - start)
+
+
+@functools.cache
+def _rig() -> _PipelineRig:
+    return _PipelineRig(_RUN["quick"])
+
+
+def _pipeline_case(monitored: bool) -> Case:
+    params = {"models": 22, "candidates": CANDIDATES, "threads": PIPELINE_THREADS}
+    return Case(
+        "pipeline_monitor_on" if monitored else "pipeline_monitor_off",
+        params,
+        lambda: _rig().op,
+        group="pipeline_overhead",
+        runner=lambda op, seconds: _rig().run(seconds, monitored),
+    )
+
+
 def _cases(quick: bool) -> list[Case]:
+    _RUN["quick"] = quick
     params = {"model": MODEL, "batch": CANDIDATES}
     return [
+        _pipeline_case(monitored=False),
+        _pipeline_case(monitored=True),
         Case("monitor_off", params, _off, group="overhead"),
         Case("monitor_on", params, _on, group="overhead"),
         Case("observe_only", params, _observe_only),
@@ -504,9 +584,14 @@ def _worker_cost_us(quick: bool) -> float:
 def _figures(results: list[Result]) -> dict[str, float]:
     quick = _RUN["quick"]
     by = {r.name: r for r in results}
+    on, off = by["pipeline_monitor_on"], by["pipeline_monitor_off"]
     out = {
-        "monitoring_on_over_off_tput": by["monitor_on"].throughput_per_s / by["monitor_off"].throughput_per_s,
-        "monitoring_on_over_off_p50": by["monitor_on"].percentile_us(50.0) / by["monitor_off"].percentile_us(50.0),
+        "monitoring_on_over_off_tput": on.throughput_per_s / off.throughput_per_s,
+        "monitoring_on_over_off_p50": on.percentile_us(50.0) / off.percentile_us(50.0),
+        "monitoring_on_over_off_p99": on.percentile_us(99.0) / off.percentile_us(99.0),
+        "pipeline_rps_monitor_off": off.throughput_per_s,
+        "scoring_call_on_over_off_tput": by["monitor_on"].throughput_per_s / by["monitor_off"].throughput_per_s,
+        "scoring_call_on_over_off_p50": by["monitor_on"].percentile_us(50.0) / by["monitor_off"].percentile_us(50.0),
         "observe_p50_us": by["observe_only"].percentile_us(50.0),
         "worker_us_per_request": _worker_cost_us(quick),
     }

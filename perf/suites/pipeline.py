@@ -25,12 +25,11 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from perf.harness import Measurement, closed_loop, new_histogram
+from perf.harness import Measurement, closed_loop_threads, new_histogram
 from perf.loadgen import OpenLoop
 from perf.report import document_rows
 from perf.suites import ExternalSuite
@@ -95,25 +94,6 @@ class _Traffic:
         return True
 
 
-def _threads(op: Callable[[], object], threads: int, seconds: float) -> Measurement:
-    """``threads`` closed loops at once; merged latencies, wall time of the slowest."""
-    results: list[Measurement] = []
-    lock = threading.Lock()
-
-    def loop() -> None:
-        m = closed_loop(op, seconds)
-        with lock:
-            results.append(m)
-
-    workers = [threading.Thread(target=loop) for _ in range(threads)]
-    start = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return Measurement([x for m in results for x in m.latencies_ns], time.perf_counter() - start)
-
-
 def _row(name: str, params: dict[str, Any], m: Measurement, extra: dict[str, Any]) -> dict[str, Any]:
     hist = new_histogram()
     for v in m.latencies_ns:
@@ -155,7 +135,7 @@ def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:
             best = 0.0
             for c in CONCURRENCY:
                 traffic.reset()
-                m = _threads(traffic.op, c, plan.saturation_seconds)
+                m = closed_loop_threads(traffic.op, plan.saturation_seconds, c)
                 rps = (traffic.served - traffic.degraded) / m.elapsed_s  # complete answers only
                 rows.append(_row("closed_loop", {"threads": c}, m, _counts(traffic)))
                 say(f"pipeline saturation: {c} threads {rps:.0f} requests/s")

@@ -1,5 +1,5 @@
-"""Monitoring wired around the real scoring core: a transport-style call path over Engine/ModelRuntime with the
-Monitor as its ScoreObserver, real demo models and marketplace streams, and the ``monitor report`` command."""
+"""Monitoring wired into the real scoring core: the Monitor attached to an Engine (every ``Engine.score`` observed),
+real demo models and marketplace streams, and the ``monitor report`` command."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 
 from gateway.engine import Engine
-from gateway.monitoring import Monitor, MonitorOptions, Reference, ScoreObserver
+from gateway.monitoring import Monitor, MonitorOptions, Reference
 from gateway.runtime import ModelRuntime
 from models.demo import load_demo_manifests
 from models.demo.inputs import feature_columns, world_for_seed
@@ -23,17 +22,6 @@ from models.synth import BrokenFeature, RequestStream, StreamConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "pctr_gbdt"
-
-
-def score_observed(
-    engine: Engine, observer: ScoreObserver, name: str, x: np.ndarray[Any, Any], out: np.ndarray[Any, Any]
-) -> np.ndarray[Any, Any]:
-    """What a transport does once the engine grows no hook of its own: score, then tell the observer."""
-    runtime = engine.runtime(name)
-    t0 = time.perf_counter_ns()
-    runtime.score(x, out)
-    observer.observe(name, runtime.version, x, out, time.perf_counter_ns() - t0)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +56,17 @@ def test_monitor_names_a_broken_feature_in_scored_traffic(served: tuple[Engine, 
     )
     cols = feature_columns(manifest)
     out = np.empty(200, np.float32)
-    for i, r in enumerate(broken):
-        if i >= 900:
-            break
-        x = np.ascontiguousarray(broken.features(r)[:, cols])
-        score_observed(engine, monitor, MODEL, x, out[: x.shape[0]])
-        if i % 50 == 49:
-            monitor.step()
+    monitor.attach(engine)
+    try:
+        for i, r in enumerate(broken):
+            if i >= 900:
+                break
+            x = np.ascontiguousarray(broken.features(r)[:, cols])
+            engine.score(MODEL, x, out[: x.shape[0]])
+            if i % 50 == 49:
+                monitor.step()
+    finally:
+        monitor.detach(engine)
     w = monitor.watched(MODEL, "1")
     assert w.calls == 900 and w.drift is not None and w.drift.alarm
     assert w.drift.top(1)[0].name == "user.hist_ctr"
@@ -93,13 +85,15 @@ def test_concurrent_scoring_threads_with_the_worker_running(served: tuple[Engine
         out = np.empty(200, np.float32)
         for k in range(per_thread):
             x = batches[k % len(batches)]
-            score_observed(engine, monitor, MODEL, x, out[: x.shape[0]])
+            engine.score(MODEL, x, out[: x.shape[0]])
 
+    monitor.attach(engine)
     threads = [threading.Thread(target=run) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
+    monitor.detach(engine)
     monitor.close()
     monitor.step()  # drain what the worker had not taken yet
     w = monitor.watched(MODEL, "1")

@@ -21,8 +21,10 @@ from gateway.errors import (
     ModelLoadError,
     UnavailableError,
 )
+from gateway.monitoring import Monitor, MonitorOptions, ReferenceRecorder
 from gateway.pipeline import AdRequest, Pipeline, PipelineSpec, Tier
 from gateway.pipeline.features import ExportFeatures
+from gateway.pipeline.pipeline import STAGES
 from gateway.runtime import ModelRuntime
 
 
@@ -166,6 +168,8 @@ def test_fallback_tiers_answer_for_failing_and_late_models(demo_dir: Path) -> No
     try:
         # A 1 s stage deadline every healthy model meets even on a loaded machine; the slow one takes 3 s.
         with Pipeline.for_demo(engine, demo_dir, spec=_relaxed(2_000, 1_000)) as p:
+            monitor = Monitor(MonitorOptions(interval_s=0))
+            p.attach_monitor(monitor)
             slow.delay_s = 3.0
             start = time.perf_counter()
             r = p.run(AdRequest(5, context=5), keep_scores=True)
@@ -182,8 +186,48 @@ def test_fallback_tiers_answer_for_failing_and_late_models(demo_dir: Path) -> No
             assert took_ms < p.spec.budget_ms, f"answered in {took_ms:.0f} ms despite a 3 s model"
             healthy = {m.model for m in r.models if m.tier is Tier.PRIMARY}
             assert len(healthy) == 17
+            monitor.step()  # the monitor saw the tiers, the errors and one degraded answer
+            c = monitor.counters
+            assert c.get("fallback", ("pctr_gbdt", "fallback_model")) == 1
+            assert c.get("fallback", ("pctr_mlp", "static_prior")) == 1
+            assert c.get("fallback", ("pconversion_gbdt", "static_prior")) == 1
+            assert c.get("model_errors", ("pctr_gbdt", "1", "full_scoring", "ModelExecutionError")) == 1
+            assert (monitor.requests_seen, monitor.requests_degraded) == (1, 1)
     finally:
         engine.close()
+
+
+def test_monitor_watches_every_model_call_and_response_of_the_pipeline(engine: Engine, demo_dir: Path) -> None:
+    with Pipeline.for_demo(engine, demo_dir, spec=_relaxed()) as p:
+        recorder = ReferenceRecorder({m: p.model_features(m) for m in p.spec.models()})
+        engine.monitor = recorder  # validation traffic through the same path: the references
+        for i in range(320):
+            p.run(AdRequest(i, context=i))
+        engine.monitor = None
+        refs = recorder.references(score_span_calls=40, feature_span_calls=80)
+        monitor = Monitor(MonitorOptions(interval_s=0, sample_every=1))
+        p.attach_monitor(monitor, refs)
+        try:
+            n = 240
+            for i in range(n):
+                p.run(AdRequest(i, context=320 + i))
+        finally:
+            p.detach_monitor()
+        p.run(AdRequest(0, context=0))  # detached: not seen
+        monitor.step()
+        snap = monitor.snapshot()
+        by_model = {m["model"]: m for m in snap["models"]}
+        assert set(by_model) == set(p.spec.models())
+        tower = by_model["retrieval_user_tower"]
+        assert (tower["stage"], tower["rows"]) == ("retrieval", n)
+        assert by_model["early_rank_pctr_lr"]["stage"] == "early_ranking"
+        for model in p.spec.full_scoring.models:
+            assert by_model[model]["calls"] == n and by_model[model]["rows"] == n * p.spec.early_ranking.keep
+            assert "prediction_shift" in by_model[model] and "feature_drift" in by_model[model]
+            assert not by_model[model]["prediction_shift"]["alarm"], f"{model}: clean traffic raised a shift alarm"
+        assert snap["requests"]["seen"] == n and snap["requests"]["degraded"] == 0
+        assert list(snap["requests"]["latency_us"]) == [*STAGES, "total"]
+        assert monitor.unwatched_calls == 0
 
 
 def test_bad_requests_and_spent_budgets_are_clear_errors(pipeline: Pipeline) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gateway.engine import Engine
-from gateway.errors import ModelLoadError, ModelNotFoundError
+from gateway.errors import InvalidInputError, ModelLoadError, ModelNotFoundError
 
 
 def test_loads_highest_version_per_model_and_scores(tmp_path: Path, logistic: tuple[bytes, np.ndarray, float]) -> None:
@@ -41,3 +41,37 @@ def test_corrupt_model_in_directory_fails_load_clearly(tmp_path: Path) -> None:
     (tmp_path / "broken" / "1" / "model.onnx").write_bytes(b"garbage")
     with pytest.raises(ModelLoadError, match="cannot load model 'broken'"):
         Engine.from_directory(tmp_path)
+
+
+class _Hook:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, tuple[int, ...], int]] = []
+        self.failures: list[tuple[str, str, str]] = []
+
+    def observe(self, model: str, version: str, x: np.ndarray, out: np.ndarray, latency_ns: int) -> None:
+        self.calls.append((model, version, out.shape, latency_ns))
+
+    def failed(self, model: str, version: str, error: Exception) -> None:
+        self.failures.append((model, version, type(error).__name__))
+
+
+def test_monitor_hook_sees_every_call_pinned_or_not_and_failures(
+    tmp_path: Path, logistic: tuple[bytes, np.ndarray, float]
+) -> None:
+    for v in ("1", "2"):
+        (tmp_path / "pctr" / v).mkdir(parents=True)
+        (tmp_path / "pctr" / v / "model.onnx").write_bytes(logistic[0])
+    engine = Engine.from_directory(tmp_path)
+    hook = _Hook()
+    engine.score("pctr", np.zeros((3, 16), np.float32))  # no hook: nothing seen
+    engine.monitor = hook
+    engine.score("pctr", np.zeros((3, 16), np.float32))
+    engine.score("pctr@2", np.zeros((5, 16), np.float32))  # pinned: reported under the model's name
+    with pytest.raises(InvalidInputError):
+        engine.score("pctr", np.zeros((3, 15), np.float32))
+    assert [(m, v, s) for m, v, s, _ in hook.calls] == [("pctr", "2", (3,)), ("pctr", "2", (5,))]
+    assert all(0 < ns < 10**9 for *_, ns in hook.calls)
+    assert hook.failures == [("pctr", "2", "InputShapeError")]
+    engine.monitor = None
+    engine.score("pctr", np.zeros((3, 16), np.float32))
+    assert len(hook.calls) == 2

@@ -177,3 +177,57 @@ def test_vectorised_hdr_recording_matches_record_value() -> None:
     assert (one_by_one.get_min_value(), one_by_one.get_max_value()) == (
         vectorised.get_min_value(), vectorised.get_max_value(),
     )  # fmt: skip
+
+
+def test_embedding_outputs_are_counted_and_screened_not_binned() -> None:
+    monitor, _, _ = _monitor(sample_every=1)
+    monitor.watch("tower", "1")  # no references: latency, rows and non-finite values only
+    emb = np.ones((4, 16), np.float32)
+    emb[2, 3] = np.nan
+    monitor.observe("tower", "1", np.zeros((4, 8), np.float32), emb, 1_000)
+    monitor.failed("tower", "1", ValueError("boom"))
+    monitor.step()
+    w = monitor.watched("tower", "1")
+    assert (w.calls, w.rows, w.nonfinite_scores, w.shift) == (1, 4, 1, None)
+    assert monitor.counters.get("model_errors", ("tower", "1", "full_scoring", "ValueError")) == 1
+
+
+def test_whole_requests_stage_per_stage_latencies_and_degraded_counts() -> None:
+    monitor, _, _ = _monitor(staging_calls=3)
+    monitor.observe_request((1, 2), 3)  # not watching requests yet: ignored
+    monitor.watch_requests(("retrieval", "scoring"))
+    for i in range(5):  # two beyond the staging buffer: counted, not timed
+        monitor.observe_request((1_000 * (i + 1), 2_000), 5_000, degraded=i == 0)
+    monitor.step()
+    assert (monitor.requests_seen, monitor.requests_degraded) == (5, 1)
+    lat = monitor.snapshot()["requests"]["latency_us"]
+    assert list(lat) == ["retrieval", "scoring", "total"]
+    assert lat["retrieval"]["count"] == 3 and lat["total"]["p50"] == pytest.approx(5.0, rel=0.01)
+    assert "pipeline_requests" in {n for n, *_ in _families(monitor)}
+    assert "5 answered, 1 degraded" in render_text(monitor.snapshot())
+
+
+def _families(monitor: Monitor) -> list[tuple[str, ...]]:
+    return [(m.name.removeprefix("scoregate_"),) for m in monitor.collector().collect() if m.samples]
+
+
+def test_reference_recorder_builds_what_the_monitor_compares_with() -> None:
+    from gateway.monitoring import ReferenceRecorder
+
+    rng = np.random.default_rng(1)
+    options = MonitorOptions(score_sample=8, feature_sample=1)
+    recorder = ReferenceRecorder({"pctr": ("f0", "f1")}, options)
+    for _ in range(400):
+        recorder.observe("pctr", "1", rng.normal(size=(20, 2)).astype(np.float32), rng.random(20, np.float32), 1)
+        recorder.observe("tower", "1", np.zeros((1, 3), np.float32), np.zeros((1, 16), np.float32), 1)  # skipped
+        recorder.observe("rare", "1", np.zeros((1, 3), np.float32), np.zeros(1, np.float32), 1)
+    refs = recorder.references(score_span_calls=50, feature_span_calls=90)
+    assert set(refs) == {"pctr", "rare"}
+    r = refs["pctr"]
+    assert r.scores is not None and r.scores.span_rows == 400  # 50 calls x 8 scores
+    assert r.features is not None and r.features.names == ("f0", "f1")
+    assert r.features.span_rows == 88  # 90 rounded down to whole windows of the feature detector (8)
+    assert refs["rare"].scores is not None and refs["rare"].features is None
+    assert recorder.references(score_span_calls=200, feature_span_calls=200)["pctr"].features is None  # < 4 spans
+    monitor = Monitor(options)
+    monitor.watch("pctr", "1", score_reference=r.scores, feature_reference=r.features)  # accepted as they are
