@@ -14,20 +14,27 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["jensen_shannon", "jensen_shannon_of", "proportions", "psi", "psi_of"]
+__all__ = ["jensen_shannon", "jensen_shannon_of", "proportions", "psi", "psi_and_js", "psi_of"]
 
 F64 = npt.NDArray[np.float64]
 EPS = 1e-4
 
 
 def proportions(counts: npt.NDArray[Any], eps: float = EPS) -> F64:
-    """Counts along the last axis as smoothed proportions (each row sums to 1; an all-zero row is uniform)."""
+    """Counts along the last axis as smoothed proportions (each row sums to 1; an all-zero row is uniform):
+    ``(c / total + eps) / (1 + bins * eps)``, the proportions plus ``eps`` renormalised, in two array operations."""
     c = np.asarray(counts, dtype=np.float64)
+    bins = c.shape[-1]
     total = c.sum(axis=-1, keepdims=True)
-    p = np.divide(c, total, out=np.full_like(c, 1.0 / c.shape[-1]), where=total > 0)
-    p = p + eps
-    p /= p.sum(axis=-1, keepdims=True)
-    return np.asarray(p, dtype=np.float64)
+    norm = 1.0 + bins * eps
+    if total.all():
+        p = c * (1.0 / (total * norm))
+        p += eps / norm
+        return p
+    p = np.divide(c, total, out=np.full_like(c, 1.0 / bins), where=total > 0)
+    p += eps
+    p /= norm
+    return p
 
 
 def psi(actual: npt.NDArray[Any], expected: npt.NDArray[Any], eps: float = EPS) -> F64:
@@ -49,3 +56,17 @@ def jensen_shannon_of(a: F64, e: F64) -> F64:
     """:func:`jensen_shannon` of smoothed proportions."""
     m = (a + e) / 2.0
     return np.asarray(0.5 * np.sum(a * np.log(a / m) + e * np.log(e / m), axis=-1), dtype=np.float64)
+
+
+def psi_and_js(a: F64, e: F64, log_e: F64) -> tuple[F64, F64]:
+    """:func:`psi_of` and :func:`jensen_shannon_of` at once, sharing the logarithms (``log_e = log(e)``, kept by a
+    detector with its reference): the detectors' evaluation, several times per second per watched model."""
+    log_a = np.log(a)
+    d = log_a - log_e
+    p = ((a - e) * d).sum(axis=-1)
+    m = a + e
+    m *= 0.5
+    log_m = np.log(m)
+    js = (a * (log_a - log_m) + e * (log_e - log_m)).sum(axis=-1)
+    js *= 0.5
+    return p, js

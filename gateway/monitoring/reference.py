@@ -37,7 +37,7 @@ import numpy.typing as npt
 
 from gateway.monitoring.divergence import jensen_shannon, psi
 
-__all__ = ["Reference", "bin_counts", "chi2_threshold"]
+__all__ = ["Reference", "bin_counts", "bin_index", "chi2_threshold", "count_slots"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -64,35 +64,45 @@ def chi2_threshold(samples: F64, alpha: float, max_dof: float) -> F64:
     return np.asarray(scale * quantile, dtype=np.float64)
 
 
-def bin_counts(edges: npt.NDArray[np.floating[Any]], values: npt.NDArray[Any], out: I64) -> int:
-    """Add the finite ``values`` (``[n, F]``) into ``out`` (``[F, bins]``), per column; return the non-finite count.
+def bin_index(edges: npt.NDArray[np.floating[Any]], values: npt.NDArray[Any], bins: int) -> tuple[I64, int]:
+    """Each value's slot in a ``[F, bins]`` table, flattened (``column * bins + bin``), as ``[n, F]``; non-finite
+    values get the overflow slot ``F * bins``. Returns the slots and the non-finite count.
 
     A value's bin is the number of its column's edges at or below it (``searchsorted`` with ``side="right"``: ties
     go up). Few rows: one broadcast comparison of all columns against their edges; many rows: a ``searchsorted``
-    per column, which then costs less than the comparisons. Either way one ``bincount`` over
-    ``column * bins + bin`` counts everything (non-finite values go to an overflow slot that is dropped).
+    per column, which then costs less than the comparisons.
     """
-    n_cols, bins = out.shape
-    n = values.shape[0]
-    if n == 0:
-        return 0
+    n, n_cols = values.shape
     finite = np.isfinite(values)
     bad = values.size - int(np.count_nonzero(finite))
     if n * (bins - 1) <= 4096:
         flat = (values[:, :, None] >= edges[None, :, :]).sum(axis=2) + np.arange(n_cols) * bins
-        if bad:
-            flat = np.where(finite, flat, n_cols * bins)
-        out += np.bincount(flat.ravel(), minlength=n_cols * bins + 1)[: n_cols * bins].reshape(n_cols, bins)
-        return bad
-    # One pass, in the edges' dtype (exact: see Reference.edges32); searchsorted then reads contiguous runs.
-    columns = np.ascontiguousarray(values.T, dtype=edges.dtype)
-    flat = np.empty((n_cols, n), dtype=np.intp)
-    for j in range(n_cols):
-        flat[j] = np.searchsorted(edges[j], columns[j], side="right")
-    flat += (np.arange(n_cols) * bins)[:, None]
+    else:
+        # One pass, in the edges' dtype (exact: see Reference.edges32); searchsorted then reads contiguous runs.
+        columns = np.ascontiguousarray(values.T, dtype=edges.dtype)
+        flat_t = np.empty((n_cols, n), dtype=np.intp)
+        for j in range(n_cols):
+            flat_t[j] = np.searchsorted(edges[j], columns[j], side="right")
+        flat_t += (np.arange(n_cols) * bins)[:, None]
+        flat = flat_t.T
     if bad:
-        flat[~finite.T] = n_cols * bins
-    out += np.bincount(flat.ravel(), minlength=n_cols * bins + 1)[: n_cols * bins].reshape(n_cols, bins)
+        flat = np.where(finite, flat, n_cols * bins)
+    return flat, bad
+
+
+def count_slots(slots: I64, out: I64) -> None:
+    """Add slots from :func:`bin_index` (any rows of them) into the ``[F, bins]`` table ``out``."""
+    size = out.size
+    out += np.bincount(slots.ravel(), minlength=size + 1)[:size].reshape(out.shape)
+
+
+def bin_counts(edges: npt.NDArray[np.floating[Any]], values: npt.NDArray[Any], out: I64) -> int:
+    """Add the finite ``values`` (``[n, F]``) into ``out`` (``[F, bins]``), per column; return the non-finite count
+    (:func:`bin_index`, then :func:`count_slots`)."""
+    if values.shape[0] == 0:
+        return 0
+    slots, bad = bin_index(edges, values, out.shape[1])
+    count_slots(slots, out)
     return bad
 
 

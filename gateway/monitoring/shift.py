@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gateway.monitoring.divergence import jensen_shannon_of, proportions, psi_of
-from gateway.monitoring.reference import Reference, bin_counts
+from gateway.monitoring.divergence import proportions, psi_and_js
+from gateway.monitoring.reference import Reference, bin_index, count_slots
 
 __all__ = ["Evaluation", "ShiftDetector"]
 
@@ -49,6 +49,7 @@ class ShiftDetector:
         self.reference = reference
         self._edges32 = reference.edges32
         self._ref_p = proportions(reference.counts)
+        self._ref_log = np.log(self._ref_p)
         self.window_rows = reference.span_rows // windows
         self.confirm = confirm
         shape = (len(reference.names), reference.bins)
@@ -73,10 +74,14 @@ class ShiftDetector:
         if v.dtype == np.float32 and self._edges32 is not None:
             edges = self._edges32
         done: list[Evaluation] = []
+        if v.shape[0] == 0:
+            return done
+        slots, bad = bin_index(edges, v, self.reference.bins)  # every row at once; windows below only count
+        self.nonfinite += bad
         start = 0
         while start < v.shape[0]:
             take = min(v.shape[0] - start, self.window_rows - self._in_current)
-            self.nonfinite += bin_counts(edges, v[start : start + take], self._current)
+            count_slots(slots[start : start + take], self._current)
             self._in_current += take
             self.rows += take
             start += take
@@ -98,8 +103,7 @@ class ShiftDetector:
             return None
         ref = self.reference
         a = proportions(self._sum)
-        p = psi_of(a, self._ref_p)
-        j = jensen_shannon_of(a, self._ref_p)
+        p, j = psi_and_js(a, self._ref_p, self._ref_log)
         exceed = (p > ref.psi_threshold) & (j > ref.js_threshold)
         self._streak = self._streak + 1 if exceed.any() else 0
         alarm = self._streak >= self.confirm
