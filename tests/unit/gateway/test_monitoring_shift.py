@@ -91,3 +91,21 @@ def test_feature_drift_names_the_drifting_feature_first() -> None:
     top = drift.top(3)
     assert drift.alarm and top[0].name == "ad.b" and top[0].ratio > 1.0
     assert all(t.name != "ad.b" for t in top[1:])
+
+
+@pytest.mark.parametrize("bins", [5, 20, 300])
+def test_binning_matches_searchsorted_with_ties_and_non_finite_values(bins: int) -> None:
+    from gateway.monitoring.reference import bin_counts
+
+    rng = np.random.default_rng(bins)
+    edges = np.sort(rng.integers(0, 50, size=(3, bins - 1)).astype(np.float32), axis=1)  # repeated edges too
+    values = rng.integers(-5, 55, size=(4_000, 3)).astype(np.float32)  # many values equal to an edge
+    values[7, 1] = np.nan
+    values[9, 2] = np.inf
+    out = np.zeros((3, bins), np.int64)
+    assert bin_counts(edges, values, out) == 2
+    want = np.zeros((3, bins), np.int64)
+    for j in range(3):
+        col = values[:, j][np.isfinite(values[:, j])]
+        np.add.at(want[j], np.searchsorted(edges[j], col, side="right"), 1)
+    np.testing.assert_array_equal(out, want)
