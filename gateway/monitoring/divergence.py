@@ -28,7 +28,7 @@ def proportions(counts: npt.NDArray[Any], eps: float = EPS) -> F64:
     total = c.sum(axis=-1, keepdims=True)
     norm = 1.0 + bins * eps
     if total.all():
-        p = c * (1.0 / (total * norm))
+        p: F64 = c * (1.0 / (total * norm))
         p += eps / norm
         return p
     p = np.divide(c, total, out=np.full_like(c, 1.0 / bins), where=total > 0)
