@@ -25,6 +25,7 @@ import hashlib
 import io
 import os
 import tarfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -79,11 +80,12 @@ class Reference:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Reference:
         try:
-            with np.load(path, allow_pickle=False) as data:
+            # Our own handle: numpy.load leaks the one it opens when the archive is damaged.
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
                 inputs = np.ascontiguousarray(data["inputs"], dtype=np.float32)
                 expected = np.ascontiguousarray(data["expected"], dtype=np.float32)
                 labels = np.asarray(data["labels"]) if "labels" in data.files else None
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # BadZipFile: truncated
             raise CorruptPackageError(f"reference predictions {path} are unreadable: {exc}") from exc
         if inputs.ndim != 2 or len(expected) != len(inputs) or len(inputs) == 0:
             raise CorruptPackageError(

@@ -207,3 +207,15 @@ def test_a_router_picks_the_version_of_unpinned_requests(store: ArtifactStore) -
     with Handle(manager.acquire("pctr", b"canary-user")) as value:
         assert value.id.version == "1"
     manager.close()
+
+
+def test_step_pause_is_validated_and_zero_turns_it_off(store: ArtifactStore) -> None:
+    with pytest.raises(ValueError, match="step_pause_s"):
+        ManagerOptions(step_pause_s=-0.001)
+    manager = _manager(store, step_pause_s=0.0)
+    manager.set_aspired("pctr", ["1"])
+    assert manager.converge(10)
+    manager.set_aspired("pctr", ["2"])
+    assert manager.converge(10)
+    assert manager.live() == {"pctr": "2"}
+    manager.close()

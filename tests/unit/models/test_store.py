@@ -6,6 +6,7 @@ import io
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from lifecycle_builders import package_dir
 
@@ -15,7 +16,9 @@ from models.package import (
     CorruptPackageError,
     PackageError,
     PackageExistsError,
+    Reference,
     pack_directory,
+    write_reference,
 )
 from models.store import ArtifactStore
 
@@ -141,3 +144,56 @@ def test_unpublished_version_is_a_key_error(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path / "store")
     with pytest.raises(KeyError, match="pctr@3 is not published"):
         store.get("pctr", "3")
+
+
+def test_reference_reads_plain_compressed_and_fortran_ordered_archives(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(5, 3)).astype(np.float32)
+    expected, labels = rng.random(5).astype(np.float32), np.array([0, 1, 1, 0, 1])
+    (tmp_path / "plain").mkdir()
+    path = write_reference(tmp_path / "plain", x, expected, labels)
+    ref = Reference.load(path)
+    with np.load(path) as data:
+        for got, name in ((ref.inputs, "inputs"), (ref.expected, "expected"), (ref.labels, "labels")):
+            assert got is not None
+            assert got.dtype == data[name].dtype and np.array_equal(got, data[name])
+            assert got.flags.writeable
+    # Compressed members, and a Fortran-ordered array read back right.
+    compressed = tmp_path / "compressed.npz"
+    np.savez_compressed(compressed, inputs=x, expected=expected)
+    assert Reference.load(compressed).inputs.tolist() == x.tolist()
+    fortran = tmp_path / "fortran.npz"
+    np.savez(fortran, inputs=np.asfortranarray(x), expected=expected)
+    assert Reference.load(fortran).inputs.tolist() == x.tolist()
+
+
+def test_a_damaged_reference_is_a_corrupt_package(tmp_path: Path) -> None:
+    (tmp_path / "r").mkdir()
+    path = write_reference(tmp_path / "r", np.ones((4, 2), np.float32), np.zeros(4, np.float32))
+    raw = path.read_bytes()
+    flipped = bytearray(raw)
+    flipped[100] ^= 0x01  # inside the inputs' data: the member's CRC-32 no longer holds
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(CorruptPackageError, match="unreadable"):
+        Reference.load(path)
+    path.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CorruptPackageError, match="unreadable"):
+        Reference.load(path)
+    path.write_bytes(b"not a zip")
+    with pytest.raises(CorruptPackageError, match="unreadable"):
+        Reference.load(path)
+
+
+def test_get_reparses_a_manifest_whose_bytes_changed(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "store")
+    published = store.publish(package_dir(tmp_path / "src"))
+    first = store.get("pctr", "1")
+    assert store.get("pctr", "1").manifest is first.manifest  # same bytes: parsed once
+    manifest = tmp_path / "store" / "packages" / published.digest / "manifest.json"
+    manifest.chmod(0o644)
+    manifest.write_text("{not json", encoding="utf-8")
+    with pytest.raises(CorruptPackageError, match="not valid JSON"):
+        store.get("pctr", "1")
+    manifest.unlink()
+    with pytest.raises(CorruptPackageError, match=r"manifest\.json"):
+        store.get("pctr", "1")
