@@ -72,14 +72,6 @@ final class Pending {
     /** Nothing else was queued when it was linked: its wait is about one scoring, worth spinning for. */
     boolean queuedAlone;
 
-    /**
-     * The two synchronous callers of the same completed batch that this one wakes once it is awake itself (see
-     * {@link #succeedAll}). Written by the lane before the outcome (a volatile write), read by the caller after it (a
-     * volatile read): no other ordering is needed.
-     */
-    private Pending wakeLeft;
-    private Pending wakeRight;
-
     volatile int state;
     /** Null until finished; then SUCCESS or a Failure. Set before the waiter is woken or the future completed. */
     private volatile Object outcome;
@@ -128,28 +120,6 @@ final class Pending {
         }
     }
 
-    /**
-     * Lane: completes the synchronous callers {@code waiters[0..n)} of one batch with a single unpark. They form a
-     * binary tree in array order: caller {@code i}, once awake, wakes {@code 2i+1} and {@code 2i+2}, so the last of
-     * {@code n} is awake after about log2(n) wake-ups. A lane that unparked every caller itself would spend a futex
-     * wake per request (several microseconds each on a virtual machine) on the thread that holds the Python worker,
-     * while the callers it wakes run on other cores anyway.
-     */
-    static void succeedAll(Pending[] waiters, int n) {
-        for (int i = n - 1; i >= 0; i--) {
-            Pending p = waiters[i];
-            p.wakeLeft = 2 * i + 1 < n ? waiters[2 * i + 1] : null;
-            p.wakeRight = 2 * i + 2 < n ? waiters[2 * i + 2] : null;
-            // Every outcome before the first unpark: a caller that spins, or wakes at its deadline, sees its own.
-            p.outcome = SUCCESS;
-        }
-        LockSupport.unpark(waiters[0].waiter);
-    }
-
-    boolean synchronous() {
-        return future == null;
-    }
-
     void fail(Failure failure) {
         outcome = failure;
         if (future != null) {
@@ -196,12 +166,6 @@ final class Pending {
         } finally {
             if (interrupted) {
                 Thread.currentThread().interrupt();
-            }
-        }
-        if (wakeLeft != null) { // pass the wake-up on (succeedAll)
-            LockSupport.unpark(wakeLeft.waiter);
-            if (wakeRight != null) {
-                LockSupport.unpark(wakeRight.waiter);
             }
         }
         Object result = outcome;

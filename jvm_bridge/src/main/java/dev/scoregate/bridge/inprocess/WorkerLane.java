@@ -2,7 +2,6 @@ package dev.scoregate.bridge.inprocess;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -72,8 +71,6 @@ public final class WorkerLane {
     private final RequestQueue.Batch batch;
     /** Row of the staged batch each request starts at; parallel to batch.items. */
     private final int[] rowStart;
-    /** complete()'s scratch: the batch's synchronous callers. */
-    private final Pending[] waiters;
     private boolean staged;
     /** Between a take that returned a batch and the next take: this lane counts as a busy core. */
     private boolean busy;
@@ -97,7 +94,6 @@ public final class WorkerLane {
         this.staging = aligned((int) total);
         this.batch = new RequestQueue.Batch(maxBatchRows);
         this.rowStart = new int[maxBatchRows];
-        this.waiters = new Pending[maxBatchRows];
     }
 
     private static ByteBuffer aligned(int bytes) {
@@ -175,7 +171,6 @@ public final class WorkerLane {
         checkOutstanding("complete");
         try {
             int width = gateway.spec(batch.items[0].model).outputWidth();
-            int waiting = 0; // synchronous callers, woken together after the loop
             for (int i = 0; i < batch.size; i++) {
                 Pending p = batch.items[i];
                 if (!p.claim()) {
@@ -186,15 +181,7 @@ public final class WorkerLane {
                     whole(p.request.scoreBuffer(), bytes)
                             .put(0, staging, outputOffset + rowStart[i] * width * Float.BYTES, bytes);
                 }
-                if (p.synchronous()) {
-                    waiters[waiting++] = p;
-                } else {
-                    p.succeed();
-                }
-            }
-            if (waiting > 0) {
-                Pending.succeedAll(waiters, waiting);
-                Arrays.fill(waiters, 0, waiting, null);
+                p.succeed();
             }
         } finally {
             batch.clear();
