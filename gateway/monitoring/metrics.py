@@ -60,6 +60,12 @@ class Counters:
         with self._lock:
             self._values[(name, labels)] = value
 
+    def set_many(self, values: list[tuple[str, tuple[str, ...], float]]) -> None:
+        """Several :meth:`set` under one lock (a detector's per-feature gauges)."""
+        with self._lock:
+            for name, labels, value in values:
+                self._values[(name, labels)] = value
+
     def get(self, name: str, labels: tuple[str, ...]) -> float:
         with self._lock:
             return self._values.get((name, labels), 0.0)

@@ -282,19 +282,23 @@ class Monitor:
             self.counters.add("model_rows", labels, s.rows)
             if s.nonfinite:
                 self.counters.add("model_nonfinite_scores", labels, s.nonfinite)
-        if s.n_scores and w.shift is not None:
-            w.shift.add(s.scores[: s.n_scores], now)  # non-finite sampled scores are skipped (counted above)
-            last = w.shift.latest()
-            if last is not None:
-                self.counters.set("prediction_psi", (k.model, k.version), float(last.psi[0]))
-                self.counters.set("prediction_shift_alarm", (k.model, k.version), float(w.shift.alarm))
-        if s.n_features and w.drift is not None:
-            w.drift.add(s.features[: s.n_features], now)
-            last = w.drift.detector.latest()
-            if last is not None:
-                self.counters.set("feature_drift_alarm", (k.model, k.version), float(w.drift.alarm))
-                for name, p in zip(w.drift.names, last.psi.tolist(), strict=True):
-                    self.counters.set("feature_psi", (k.model, k.version, name), p)
+        # Non-finite sampled scores are skipped (counted above); gauges move only when a window closed.
+        if s.n_scores and w.shift is not None and w.shift.add(s.scores[: s.n_scores], now):
+            last = w.shift.history[-1]
+            self.counters.set_many(
+                [
+                    ("prediction_psi", (k.model, k.version), float(last.psi[0])),
+                    ("prediction_shift_alarm", (k.model, k.version), float(w.shift.alarm)),
+                ]
+            )
+        if s.n_features and w.drift is not None and w.drift.add(s.features[: s.n_features], now):
+            last = w.drift.detector.history[-1]
+            gauges = [("feature_drift_alarm", (k.model, k.version), float(w.drift.alarm))]
+            gauges += [
+                ("feature_psi", (k.model, k.version, name), p)
+                for name, p in zip(w.drift.names, last.psi.tolist(), strict=True)
+            ]
+            self.counters.set_many(gauges)
 
     def _drain_requests(self) -> None:
         staging = self._requests
