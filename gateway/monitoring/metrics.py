@@ -32,7 +32,7 @@ so that no ``prometheus_client`` metric object is touched per request). Names (a
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -60,7 +60,7 @@ class Counters:
         with self._lock:
             self._values[(name, labels)] = value
 
-    def set_many(self, values: list[tuple[str, tuple[str, ...], float]]) -> None:
+    def set_many(self, values: Sequence[tuple[str, tuple[str, ...], float]]) -> None:
         """Several :meth:`set` under one lock (a detector's per-feature gauges)."""
         with self._lock:
             for name, labels, value in values:

@@ -293,9 +293,11 @@ class Monitor:
             )
         if s.n_features and w.drift is not None and w.drift.add(s.features[: s.n_features], now):
             last = w.drift.detector.history[-1]
-            gauges = [("feature_drift_alarm", (k.model, k.version), float(w.drift.alarm))]
+            gauges: list[tuple[str, tuple[str, ...], float]] = [
+                ("feature_drift_alarm", (k.model, k.version), float(w.drift.alarm))
+            ]
             gauges += [
-                ("feature_psi", (k.model, k.version, name), p)
+                ("feature_psi", (k.model, k.version, name), float(p))
                 for name, p in zip(w.drift.names, last.psi.tolist(), strict=True)
             ]
             self.counters.set_many(gauges)
