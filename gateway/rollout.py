@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.engine import Engine
+from gateway.monitoring.divergence import spearman
 from gateway.monitoring.regression import GateDecision, GateOptions, RegressionGate
 from gateway.rollout_compare import ScoreComparison
 from models.policy import State
@@ -352,8 +353,9 @@ class RolloutController:
         if kind is _Kind.SHADOW:
             with active.lock:
                 active.mirrored += 1
-        active.comparison.add(live, candidate)
-        active.gate.observe(live, candidate)
+        rho = spearman(np.ravel(live), np.ravel(candidate))  # once, for the description and the gate
+        active.comparison.add(live, candidate, rho)
+        active.gate.observe(live, candidate, rho)
 
     # -- reporting ---------------------------------------------------------------------------------------------
     def status(self, name: str) -> RolloutStatus:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gateway.monitoring.divergence import jensen_shannon, psi
+from gateway.monitoring.divergence import jensen_shannon, psi, spearman
 
 __all__ = ["ScoreComparison"]
 
@@ -45,9 +45,9 @@ class ScoreComparison:
         idx = np.clip((np.asarray(scores, np.float64) * self._bins).astype(np.int64), 0, self._bins - 1)
         return np.bincount(idx, minlength=self._bins)
 
-    def add(self, live: npt.NDArray[Any], candidate: npt.NDArray[Any]) -> None:
+    def add(self, live: npt.NDArray[Any], candidate: npt.NDArray[Any], rank_correlation: float | None = None) -> None:
         live, candidate = np.ravel(live), np.ravel(candidate)
-        rho = _spearman(live, candidate)
+        rho = spearman(live, candidate) if rank_correlation is None else rank_correlation
         hl, hc = self._hist(live), self._hist(candidate)
         with self._lock:
             self._live += hl
@@ -80,14 +80,3 @@ class ScoreComparison:
                 "calibration_ratio": (self._label_scores / self._label_positives if self._label_positives else None),
                 "labelled_rows": self._label_rows,
             }
-
-
-def _spearman(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
-    if a.shape[0] < 3:
-        return 1.0
-    ra = np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(np.float64)
-    rb = np.argsort(np.argsort(b, kind="stable"), kind="stable").astype(np.float64)
-    ra -= ra.mean()
-    rb -= rb.mean()
-    den = float(np.sqrt(float(ra @ ra) * float(rb @ rb)))
-    return float(ra @ rb) / den if den > 0 else 1.0

@@ -38,6 +38,7 @@ __all__ = [
     "closed_loop",
     "closed_loop_threads",
     "new_histogram",
+    "record_latencies",
     "run_suite",
 ]
 
@@ -66,6 +67,12 @@ class Measurement:
 
 #: Measures a case for about ``seconds``; the default runs the op back to back (closed loop).
 Runner = Callable[[Op, float], Measurement]
+
+
+def record_latencies(hist: HdrHistogram, latencies_ns: Sequence[int]) -> None:
+    """Record ``latencies_ns`` into ``hist``, clamped to its range (1 ns to 10 minutes)."""
+    for value in latencies_ns:
+        hist.record_value(max(_LOWEST_NS, min(int(value), _HIGHEST_NS)))
 
 
 def closed_loop(op: Op, seconds: float) -> Measurement:
@@ -205,9 +212,7 @@ def run_fork(suite: Suite, quick: bool, plan: Plan, progress: Callable[[int], No
         for _ in range(plan.measurement_iterations):
             for case, op in members:
                 m = case.runner(op, plan.iteration_seconds)
-                hist = hists[case.key]
-                for value in m.latencies_ns:
-                    hist.record_value(max(_LOWEST_NS, min(int(value), _HIGHEST_NS)))
+                record_latencies(hists[case.key], m.latencies_ns)
                 elapsed[case.key] += m.elapsed_s
             progress(1)
         for key, hist in hists.items():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,3 +23,17 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo")
     build_demo(root, seed=DEMO_SEED, progress=False)
     return root
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[list[Any]]:
+    """Two Hazelcast members on loopback (TCP-IP join, no multicast, no phone-home), one cluster per test module;
+    stopped after it. A module that kills members defines its own function-scoped ``cluster``."""
+    from cache.member import start_cluster
+
+    members = start_cluster(2)
+    try:
+        yield members
+    finally:
+        for m in members:
+            m.stop()

@@ -1,4 +1,5 @@
-"""Distances between binned distributions: population stability index and Jensen-Shannon divergence.
+"""Distances between binned distributions (population stability index, Jensen-Shannon divergence), and the rank
+correlation of two score lists.
 
 Both take count (or proportion) arrays whose last axis is the bins, so one call scores every feature of a
 ``[features, bins]`` table. Empty bins are smoothed with ``eps`` (a proportion) so that a bin seen on one side only
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["jensen_shannon", "jensen_shannon_of", "proportions", "psi", "psi_and_js", "psi_of"]
+__all__ = ["jensen_shannon", "jensen_shannon_of", "proportions", "psi", "psi_and_js", "psi_of", "spearman"]
 
 F64 = npt.NDArray[np.float64]
 EPS = 1e-4
@@ -70,3 +71,16 @@ def psi_and_js(a: F64, e: F64, log_e: F64) -> tuple[F64, F64]:
     js = (a * (log_a - log_m) + e * (log_e - log_m)).sum(axis=-1)
     js *= 0.5
     return p, js
+
+
+def spearman(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
+    """Spearman rank correlation of two equally long score lists (ties by position); 1.0 below 3 rows or when
+    either list is constant."""
+    if a.shape[0] < 3:
+        return 1.0
+    ra = np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(np.float64)
+    rb = np.argsort(np.argsort(b, kind="stable"), kind="stable").astype(np.float64)
+    ra -= ra.mean()
+    rb -= rb.mean()
+    den = float(np.sqrt(float(ra @ ra) * float(rb @ rb)))
+    return float(ra @ rb) / den if den > 0 else 1.0

@@ -32,6 +32,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from gateway.monitoring.divergence import spearman
+
 __all__ = ["GateDecision", "GateOptions", "GateStatus", "RegressionGate", "RollbackHandler"]
 
 
@@ -78,17 +80,6 @@ class GateStatus:
     decided_at_request: int | None
 
 
-def _spearman(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
-    if a.shape[0] < 3:
-        return 1.0
-    ra = np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(np.float64)
-    rb = np.argsort(np.argsort(b, kind="stable"), kind="stable").astype(np.float64)
-    ra -= ra.mean()
-    rb -= rb.mean()
-    den = sqrt(float(ra @ ra) * float(rb @ rb))
-    return float(ra @ rb) / den if den > 0 else 1.0
-
-
 class RegressionGate:
     def __init__(
         self,
@@ -123,13 +114,16 @@ class RegressionGate:
     def decision(self) -> GateDecision:
         return self._decision
 
-    def observe(self, live: npt.NDArray[Any], candidate: npt.NDArray[Any]) -> GateDecision:
-        """One request: both versions' scores for the same rows. Non-finite or non-positive means are skipped."""
+    def observe(
+        self, live: npt.NDArray[Any], candidate: npt.NDArray[Any], rank_correlation: float | None = None
+    ) -> GateDecision:
+        """One request: both versions' scores for the same rows (and their rank correlation, when the caller has
+        it already). Non-finite or non-positive means are skipped."""
         ml, mc = float(np.mean(live)), float(np.mean(candidate))
         if not (ml > 0.0 and mc > 0.0 and np.isfinite(ml) and np.isfinite(mc)):
             return self._decision
         d = log(mc) - log(ml)
-        rho = _spearman(np.asarray(live), np.asarray(candidate))
+        rho = spearman(np.asarray(live), np.asarray(candidate)) if rank_correlation is None else rank_correlation
         with self._lock:
             if self._decision is not GateDecision.CONTINUE:
                 return self._decision

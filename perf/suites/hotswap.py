@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from perf.harness import new_histogram
+from perf.harness import Result, new_histogram, record_latencies
 from perf.loadgen import OpenLoop
 from perf.report import document_rows
 from perf.suites import ExternalSuite
@@ -126,10 +126,6 @@ def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:
     steady, swapping = new_histogram(), new_histogram()
     elapsed = {"steady": 0.0, "swap": 0.0}
 
-    def record(hist: Any, latencies: Any) -> None:
-        for value in latencies:
-            hist.record_value(max(1, min(int(value), 600_000_000_000)))
-
     loop.run(op, plan.steady_seconds)  # warm-up: threads, bindings, allocator
     gc.collect()
     rss_before = rss_bytes()
@@ -140,7 +136,7 @@ def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:
     try:
         for swaps in per_round:
             m = loop.run(op, plan.steady_seconds)
-            record(steady, m.latencies_ns)
+            record_latencies(steady, m.latencies_ns)
             elapsed["steady"] += m.elapsed_s
             done = threading.Event()
             errors: list[BaseException] = []
@@ -166,7 +162,7 @@ def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:
             thread.start()
             while not done.is_set():
                 m = loop.run(op, plan.chunk_seconds)
-                record(swapping, m.latencies_ns)
+                record_latencies(swapping, m.latencies_ns)
                 elapsed["swap"] += m.elapsed_s
             thread.join()
             if errors:
@@ -179,19 +175,11 @@ def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:
     engine.close()
     assert live_versions == {version}, f"live versions {live_versions} after the swaps, expected {version}"
 
-    def row(name: str, hist: Any, seconds: float) -> dict[str, Any]:
-        n = int(hist.get_total_count())
-        return {
-            "name": name,
-            "params": {"models": len(names), "rows": ROWS, "rate_per_s": plan.rate_per_s, "workers": plan.workers},
-            "n": n,
-            "p50_us": round(hist.get_value_at_percentile(50.0) / 1000.0, 3),
-            "p99_us": round(hist.get_value_at_percentile(99.0) / 1000.0, 3),
-            "p999_us": round(hist.get_value_at_percentile(99.9) / 1000.0, 3),
-            "throughput_per_s": round(n / seconds, 1) if seconds else 0.0,
-        }
-
-    rows = [row("steady", steady, elapsed["steady"]), row("swapping", swapping, elapsed["swap"])]
+    params = {"models": len(names), "rows": ROWS, "rate_per_s": plan.rate_per_s, "workers": plan.workers}
+    rows = [
+        Result("steady", params, steady, elapsed["steady"]).to_json(),
+        Result("swapping", params, swapping, elapsed["swap"]).to_json(),
+    ]
     figures = {
         "swap_failed_requests": float(len(failures)),
         "swap_p99_over_steady_p99": rows[1]["p99_us"] / rows[0]["p99_us"],

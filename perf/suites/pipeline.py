@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from perf.harness import Measurement, closed_loop_threads, new_histogram
+from perf.harness import Measurement, Result, closed_loop_threads, new_histogram, record_latencies
 from perf.loadgen import OpenLoop
 from perf.report import document_rows
 from perf.suites import ExternalSuite
@@ -96,19 +96,8 @@ class _Traffic:
 
 def _row(name: str, params: dict[str, Any], m: Measurement, extra: dict[str, Any]) -> dict[str, Any]:
     hist = new_histogram()
-    for v in m.latencies_ns:
-        hist.record_value(max(1, min(int(v), 600_000_000_000)))
-    n = len(m.latencies_ns)
-    return {
-        "name": name,
-        "params": params,
-        "n": n,
-        "p50_us": round(hist.get_value_at_percentile(50.0) / 1000.0, 3),
-        "p99_us": round(hist.get_value_at_percentile(99.0) / 1000.0, 3),
-        "p999_us": round(hist.get_value_at_percentile(99.9) / 1000.0, 3),
-        "throughput_per_s": round(n / m.elapsed_s, 1) if m.elapsed_s else 0.0,
-        **extra,
-    }
+    record_latencies(hist, m.latencies_ns)
+    return {**Result(name, params, hist, m.elapsed_s).to_json(), **extra}
 
 
 def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from perf.harness import new_histogram
+from perf.harness import Result, new_histogram, record_latencies
 from perf.loadgen import OpenLoop
 from perf.report import document_rows
 from perf.suites import ExternalSuite
@@ -186,8 +186,7 @@ def _shadow_and_canary(plan: RolloutPlan) -> tuple[list[dict[str, Any]], dict[st
             applied = rollouts.apply(states[label])
             assert applied.ok, applied.error
             m = loop.run(op, plan.window_seconds)
-            for value in m.latencies_ns:
-                hist.record_value(max(1, min(int(value), 600_000_000_000)))
+            record_latencies(hist, m.latencies_ns)
             elapsed[label] += m.elapsed_s
             if label == "on":
                 rollouts.wait_idle(30)
@@ -208,19 +207,11 @@ def _shadow_and_canary(plan: RolloutPlan) -> tuple[list[dict[str, Any]], dict[st
     rollouts.close()
     engine.close()
 
-    def row(name: str, hist: Any, seconds: float) -> dict[str, Any]:
-        n = int(hist.get_total_count())
-        return {
-            "name": name,
-            "params": {"rows": ROWS, "rate_per_s": plan.rate_per_s, "shadow_sample": SHADOW_SAMPLE},
-            "n": n,
-            "p50_us": round(hist.get_value_at_percentile(50.0) / 1000.0, 3),
-            "p99_us": round(hist.get_value_at_percentile(99.0) / 1000.0, 3),
-            "p999_us": round(hist.get_value_at_percentile(99.9) / 1000.0, 3),
-            "throughput_per_s": round(n / seconds, 1) if seconds else 0.0,
-        }
-
-    rows = [row("shadow_off", off, elapsed["off"]), row("shadow_on", on, elapsed["on"])]
+    params = {"rows": ROWS, "rate_per_s": plan.rate_per_s, "shadow_sample": SHADOW_SAMPLE}
+    rows = [
+        Result("shadow_off", params, off, elapsed["off"]).to_json(),
+        Result("shadow_on", params, on, elapsed["on"]).to_json(),
+    ]
     figures = {
         "shadow_p99_over_off_p99": rows[1]["p99_us"] / rows[0]["p99_us"] if rows[0]["p99_us"] else 0.0,
         "shadow_mirrored": float(mirrored),

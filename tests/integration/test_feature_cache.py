@@ -27,16 +27,6 @@ def world():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[list[HazelcastMember]]:
-    members = start_cluster(2)
-    try:
-        yield members
-    finally:
-        for m in members:
-            m.stop()
-
-
-@pytest.fixture(scope="module")
 def client(cluster: list[HazelcastMember]) -> Iterator[object]:
     c = connect(cluster[0].options.cluster_name, [m.address for m in cluster])
     try:

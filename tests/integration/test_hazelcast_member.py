@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
-from cache.member import HazelcastMember, MemberOptions, free_port, start_cluster
+from cache.member import HazelcastMember, MemberOptions, free_port
 
 hazelcast = pytest.importorskip("hazelcast")
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[list[HazelcastMember]]:
-    members = start_cluster(2)
-    try:
-        yield members
-    finally:
-        for m in members:
-            m.stop()
 
 
 def _client(members: list[HazelcastMember]) -> hazelcast.HazelcastClient:

@@ -14,7 +14,7 @@ import pytest
 
 from cache.client import connect
 from cache.hydrate import Hydrator
-from cache.member import HazelcastMember, start_cluster
+from cache.member import HazelcastMember
 from cache.registry import FeatureRegistry
 from cache.store import FeatureWriter
 from models.synth import FEATURE_NAMES, WorldConfig, candidate_matrix, make_world, sample_contexts
@@ -29,16 +29,6 @@ def world():  # type: ignore[no-untyped-def]
     return make_world(
         WorldConfig(seed=5, n_users=N_USERS, n_advertisers=50, n_campaigns=200, n_ads=N_ADS, n_placements=20)
     )
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[list[HazelcastMember]]:
-    members = start_cluster(2)
-    try:
-        yield members
-    finally:
-        for m in members:
-            m.stop()
 
 
 @pytest.fixture(scope="module")

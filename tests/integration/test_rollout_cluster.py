@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from lifecycle_builders import FEATURES, package_dir
 
-from cache.member import HazelcastMember, start_cluster
+from cache.member import HazelcastMember
 from gateway.cli import main
 from gateway.engine import Engine
 from gateway.rollout import RolloutController
@@ -25,16 +25,6 @@ from models.validate import ValidationOptions, validate_package
 hazelcast = pytest.importorskip("hazelcast")
 ROOT = Path(__file__).resolve().parents[2]
 REPLICAS = 3
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[list[HazelcastMember]]:
-    members = start_cluster(2)
-    try:
-        yield members
-    finally:
-        for m in members:
-            m.stop()
 
 
 @pytest.fixture(scope="module")
