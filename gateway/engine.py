@@ -74,8 +74,7 @@ class Engine:
 
     #: The rollout observer (:class:`gateway.rollout.RolloutController` installs itself); ``None``: no cost.
     rollouts: ScoreObserver | None = None
-    #: The monitoring hook (:meth:`gateway.monitoring.Monitor.attach` installs it); ``None``: no cost, not even a
-    #: clock read.
+    #: The monitoring hook (:meth:`gateway.monitoring.Monitor.attach` installs it); ``None``: no cost.
     monitor: MonitorHook | None = None
 
     def __init__(self, runtimes: Iterable[ModelRuntime] = (), *, manager: VersionManager[ModelRuntime] | None = None):
@@ -191,25 +190,50 @@ class Engine:
         rollout observer installed (:attr:`rollouts`), the scores of an un-pinned call are handed to it after the
         call; it copies what it keeps and returns at once (shadow and canary comparisons run off this path).
         """
+        scores, _, _ = self._score(name, x, out, key, self.monitor)
+        return scores
+
+    def score_served(
+        self,
+        name: str,
+        x: np.ndarray[Any, Any],
+        out: np.ndarray[Any, Any] | None = None,
+        key: bytes | None = None,
+    ) -> tuple[np.ndarray[Any, Any], str, int]:
+        """:meth:`score` for a caller that observes its calls itself (the pipeline stages a whole request's calls
+        at once): returns the scores, the version that served and the call's latency in nanoseconds, and does not
+        call the monitoring hook's ``observe`` (failures still reach its ``failed``)."""
+        return self._score(name, x, out, key, None)
+
+    def _score(
+        self,
+        name: str,
+        x: np.ndarray[Any, Any],
+        out: np.ndarray[Any, Any] | None,
+        key: bytes | None,
+        observe: MonitorHook | None,
+    ) -> tuple[np.ndarray[Any, Any], str, int]:
         harness = self.acquire(name, key)
-        monitor = self.monitor
-        t0 = time.perf_counter_ns() if monitor is not None else 0
+        version = harness.id.version
+        t0 = time.perf_counter_ns()
         try:
             scores = harness.value.score(x, out)  # type: ignore[union-attr]  # READY harnesses hold a value
         except Exception as exc:
             if self.rollouts is not None:
-                self.rollouts.failed(name, harness.id.version, exc)
+                self.rollouts.failed(name, version, exc)
+            monitor = self.monitor
             if monitor is not None:
-                monitor.failed(harness.id.name, harness.id.version, exc)
+                monitor.failed(harness.id.name, version, exc)
             raise
         finally:
             harness.release()
-        if monitor is not None:
-            monitor.observe(harness.id.name, harness.id.version, x, scores, time.perf_counter_ns() - t0)
+        latency = time.perf_counter_ns() - t0
+        if observe is not None:
+            observe.observe(harness.id.name, version, x, scores, latency)
         observer = self.rollouts
         if observer is not None:
-            observer.observe(name, harness.id.version, x, scores)
-        return scores
+            observer.observe(name, version, x, scores)
+        return scores, version, latency
 
     def run(
         self,

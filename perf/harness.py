@@ -2,9 +2,9 @@
 
 A *suite* is a list of :class:`Case` objects plus a function that turns results into named
 figures. Cases that share a ``group`` are compared with each other, so they run **side by side**:
-inside each fork, iteration *k* of every case in the group runs before iteration *k + 1* of any,
-so slow drift of a noisy machine (another process, thermal state, page cache) hits all of them
-alike and their *ratios* stay meaningful.
+inside each fork, iteration *k* of every case in the group runs before iteration *k + 1* of any, in
+alternating order (A B, B A, ...), so slow drift of a noisy machine (another process, thermal state,
+page cache) hits all of them alike and their *ratios* stay meaningful.
 
 Every fork is a separate Python process (``python -m perf fork ...``), as JMH forks separate JVMs:
 JIT-free as Python is, a process still carries allocator state, import order and CPU-cache
@@ -209,8 +209,9 @@ def run_fork(suite: Suite, quick: bool, plan: Plan, progress: Callable[[int], No
             for case, op in members:
                 case.runner(op, plan.iteration_seconds)
             progress(1)
-        for _ in range(plan.measurement_iterations):
-            for case, op in members:
+        for k in range(plan.measurement_iterations):
+            # A B, B A, ...: a case that always ran first (or right after a heavier one) would carry that bias.
+            for case, op in members if k % 2 == 0 else members[::-1]:
                 m = case.runner(op, plan.iteration_seconds)
                 record_latencies(hists[case.key], m.latencies_ns)
                 elapsed[case.key] += m.elapsed_s

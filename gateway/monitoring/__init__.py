@@ -27,7 +27,7 @@ from gateway.monitoring.join import JoinCounters, LabelJoin, Matured
 from gateway.monitoring.latency import LatencyRecorder, SeriesKey
 from gateway.monitoring.metrics import MonitorCollector, serve_metrics
 from gateway.monitoring.monitor import Monitor, MonitorOptions
-from gateway.monitoring.observer import ScoreObserver
+from gateway.monitoring.observer import RequestModels, ScoreObserver
 from gateway.monitoring.recorder import ModelReferences, ReferenceRecorder
 from gateway.monitoring.reference import Reference
 from gateway.monitoring.regression import GateDecision, GateOptions, GateStatus, RegressionGate, RollbackHandler
@@ -54,6 +54,7 @@ __all__ = [
     "Reference",
     "ReferenceRecorder",
     "RegressionGate",
+    "RequestModels",
     "RollbackHandler",
     "ScoreObserver",
     "SeriesKey",

@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,8 +36,8 @@ from gateway.monitoring.drift import FeatureDrift
 from gateway.monitoring.join import LabelJoin
 from gateway.monitoring.latency import DEFAULT_BUCKETS_S, LatencyRecorder, SeriesKey
 from gateway.monitoring.metrics import Counters, MonitorCollector
-from gateway.monitoring.observer import RequestStaging, Staging, StagingPair
-from gateway.monitoring.reference import Reference
+from gateway.monitoring.observer import RequestModels, RequestStaging, StagedRequests, Staging, StagingPair
+from gateway.monitoring.reference import Reference, bin_index
 from gateway.monitoring.regression import RegressionGate
 from gateway.monitoring.shift import ShiftDetector
 from gateway.monitoring.worker import Worker
@@ -45,7 +45,7 @@ from gateway.monitoring.worker import Worker
 if TYPE_CHECKING:
     from gateway.engine import Engine
 
-__all__ = ["Monitor", "MonitorOptions"]
+__all__ = ["Monitor", "MonitorOptions", "request_score_sample"]
 
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 
@@ -85,6 +85,12 @@ class MonitorOptions:
     latency_buckets_s: tuple[float, ...] = DEFAULT_BUCKETS_S
 
 
+def request_score_sample(options: MonitorOptions) -> int:
+    """Scores staged per model per sampled request on the request path (:meth:`Monitor.watch_requests`):
+    ``score_sample``, or 256 when that is ``<= 0`` (all), since the path stages a fixed block per model."""
+    return options.score_sample if options.score_sample > 0 else 256
+
+
 @dataclass
 class _Watched:
     key: SeriesKey
@@ -117,6 +123,9 @@ class Monitor:
         #: Whole requests (:meth:`watch_requests`): per-stage and end-to-end latency.
         self.requests = LatencyRecorder(o.latency_buckets_s)
         self._requests: RequestStaging | None = None
+        self._request_models: tuple[tuple[str, str], ...] = ()
+        self._request_scores: tuple[_ScorePlan, ...] = ()
+        self._request_drifts: tuple[tuple[FeatureDrift, npt.NDArray[np.intp], tuple[tuple[str, str], ...]], ...] = ()
         self.requests_seen = 0
         self.requests_degraded = 0
         self._step_lock = threading.Lock()
@@ -160,9 +169,50 @@ class Monitor:
         d[(model, version)] = watched
         self._watched = d  # replaced whole: observe() reads it without a lock
 
-    def watch_requests(self, stages: tuple[str, ...]) -> None:
-        """Watch whole requests made of ``stages`` (see :meth:`observe_request`)."""
-        self._requests = RequestStaging(tuple(stages), self.options.staging_calls)
+    def watch_requests(
+        self, stages: tuple[str, ...], models: Sequence[tuple[str, str]] = (), schema: Sequence[str] = ()
+    ) -> None:
+        """Watch whole requests made of ``stages`` (see :meth:`observe_request`). With ``models`` (``(model,
+        version)`` pairs, each already watched: the retrieval tower, the early-ranking model, then the full-scoring
+        models, in :class:`~gateway.monitoring.observer.RequestModels` order), each request's model calls are staged
+        with the request, once, instead of one hook call per model: latency and batch size per call, non-finite
+        scores, and on sampled requests each model's first ``score_sample`` scores and the first ranked candidate's
+        row of ``schema``. That row is the request's, whichever model served it: each model's feature drift reads
+        its own columns of it (by name), and models with the same feature reference over the same columns share one
+        detector, fed once per request (binning and comparing it once per model would cost as much again)."""
+        o = self.options
+        index = {name: i for i, name in enumerate(schema)}
+        groups: dict[tuple[Any, ...], tuple[FeatureDrift, npt.NDArray[np.intp], list[tuple[str, str]]]] = {}
+        for model, version in models:
+            w = self._watched.get((model, version))
+            if w is None:
+                raise ValueError(f"watch {model}@{version} before its requests")
+            if w.drift is None:
+                continue
+            missing = [n for n in w.drift.names if n not in index]
+            if missing:
+                raise ValueError(f"{model}: features {missing} are not in the request's schema")
+            # The request's feature row is the same for every model: models with the same reference over the same
+            # columns share one detector (the pipeline's full-scoring models mostly read the whole schema).
+            group = groups.get(_reference_key(w.drift.detector.reference))
+            if group is None:
+                cols = np.array([index[n] for n in w.drift.names], dtype=np.intp)
+                group = groups[_reference_key(w.drift.detector.reference)] = (w.drift, cols, [])
+            w.drift = group[0]
+            group[2].append((model, version))
+        self._request_models = tuple(models)
+        self._request_drifts = tuple((drift, cols, tuple(keys)) for drift, cols, keys in groups.values())
+        self._request_scores = _score_plans([(j, self._watched[key].shift) for j, key in enumerate(models) if j > 0])
+        sample = request_score_sample(o)
+        self._requests = RequestStaging(
+            tuple(stages),
+            o.staging_calls,
+            models=len(models),
+            score_sample=sample,
+            width=len(schema),
+            sampled=max(1, o.staging_rows // sample) if models else 0,
+            every=o.sample_every,
+        )
 
     def attach(self, engine: Engine) -> None:
         """Observe every scoring call ``engine`` serves (:attr:`gateway.engine.Engine.monitor`); models must be
@@ -192,12 +242,15 @@ class Monitor:
         w = self._watched.get((model, version))
         self.count_error(model, version, w.key.stage if w is not None else "", type(error).__name__)
 
-    def observe_request(self, stage_ns: tuple[int, ...], total_ns: int, degraded: bool = False) -> None:
+    def observe_request(
+        self, stage_ns: tuple[int, ...], total_ns: int, degraded: bool = False, models: RequestModels | None = None
+    ) -> None:
         """One whole request landed: its stages' latencies (in :meth:`watch_requests` order) and end to end;
-        ``degraded``: some model fell back or was late. Bounded and allocation-free, like :meth:`observe`."""
+        ``degraded``: some model fell back or was late; ``models``: its model calls (see :meth:`watch_requests`).
+        Bounded and allocation-free, like :meth:`observe`."""
         staging = self._requests
         if staging is not None:
-            staging.put(stage_ns, total_ns, degraded)
+            staging.put(stage_ns, total_ns, degraded, models)
 
     def record_impressions(
         self,
@@ -253,7 +306,8 @@ class Monitor:
                     self._drain(w, staged, t)
                 finally:
                     staged.clear()
-            self._drain_requests()
+                time.sleep(0)
+            self._drain_requests(t)
             self._join(t)
             self.steps += 1
             worker = self._worker
@@ -261,48 +315,78 @@ class Monitor:
                 self.counters.set("monitor_worker_errors", (), float(worker.errors))
 
     def _drain(self, w: _Watched, s: Staging, now: float) -> None:
+        self._count(w, s.calls, s.rows, s.nonfinite, s.dropped, s.latency[: s.n_calls], s.batch[: s.n_calls])
+        self._detect(w, s.scores[: s.n_scores] if s.n_scores else None, s.features[: s.n_features], now)
+
+    def _count(
+        self,
+        w: _Watched,
+        calls: int,
+        rows: int,
+        nonfinite: int,
+        dropped: int,
+        latency: npt.NDArray[np.int64],
+        sizes: npt.NDArray[np.int64],
+    ) -> None:
         k = w.key
         labels = (k.model, k.version, k.stage)
-        if s.calls:
-            w.calls += s.calls
-            self.counters.add("model_requests", labels, s.calls)
-        if s.dropped:
-            w.dropped += s.dropped
-            self.counters.add("monitor_dropped_rows", (k.model, k.version), s.dropped)
-        if s.n_calls:
-            self.latency.record(k, s.latency[: s.n_calls])
-            sizes = s.batch[: s.n_calls]
+        if calls:
+            w.calls += calls
+            self.counters.add("model_requests", labels, calls)
+        if dropped:
+            w.dropped += dropped
+            self.counters.add("monitor_dropped_rows", (k.model, k.version), dropped)
+        if latency.shape[0]:
+            self.latency.record(k, latency)
             w.batch_buckets += np.bincount(
                 np.searchsorted(np.array(_BATCH_BUCKETS), sizes, side="left"), minlength=w.batch_buckets.shape[0]
             )
             w.batch_sum += float(sizes.sum())
-        if s.rows:
-            w.rows += s.rows
-            w.nonfinite_scores += s.nonfinite
-            self.counters.add("model_rows", labels, s.rows)
-            if s.nonfinite:
-                self.counters.add("model_nonfinite_scores", labels, s.nonfinite)
-        # Non-finite sampled scores are skipped (counted above); gauges move only when a window closed.
-        if s.n_scores and w.shift is not None and w.shift.add(s.scores[: s.n_scores], now):
-            last = w.shift.history[-1]
-            self.counters.set_many(
-                [
-                    ("prediction_psi", (k.model, k.version), float(last.psi[0])),
-                    ("prediction_shift_alarm", (k.model, k.version), float(w.shift.alarm)),
-                ]
-            )
-        if s.n_features and w.drift is not None and w.drift.add(s.features[: s.n_features], now):
-            last = w.drift.detector.history[-1]
-            gauges: list[tuple[str, tuple[str, ...], float]] = [
-                ("feature_drift_alarm", (k.model, k.version), float(w.drift.alarm))
-            ]
-            gauges += [
-                ("feature_psi", (k.model, k.version, name), float(p))
-                for name, p in zip(w.drift.names, last.psi.tolist(), strict=True)
-            ]
-            self.counters.set_many(gauges)
+        if rows:
+            w.rows += rows
+            w.nonfinite_scores += nonfinite
+            self.counters.add("model_rows", labels, rows)
+            if nonfinite:
+                self.counters.add("model_nonfinite_scores", labels, nonfinite)
 
-    def _drain_requests(self) -> None:
+    def _detect(
+        self, w: _Watched, scores: npt.NDArray[np.float32] | None, features: npt.NDArray[np.float32], now: float
+    ) -> None:
+        """Sampled scores and feature rows into the detectors. Non-finite sampled scores are skipped (counted
+        already); gauges move only when a window closed."""
+        if scores is not None and scores.shape[0] and w.shift is not None and w.shift.add(scores, now):
+            self._shift_gauges(w)
+        if features.shape[0] and w.drift is not None:
+            self._drift(w.drift, (w,), features, now)
+
+    def _shift_gauges(self, w: _Watched) -> None:
+        assert w.shift is not None
+        k = w.key
+        last = w.shift.history[-1]
+        self.counters.set_many(
+            [
+                ("prediction_psi", (k.model, k.version), float(last.psi[0])),
+                ("prediction_shift_alarm", (k.model, k.version), float(w.shift.alarm)),
+            ]
+        )
+
+    def _drift(
+        self, drift: FeatureDrift, watched: Iterable[_Watched], features: npt.NDArray[np.float32], now: float
+    ) -> None:
+        if not drift.add(features, now):
+            return
+        last = drift.detector.history[-1]
+        psi = last.psi.tolist()
+        gauges: list[tuple[str, tuple[str, ...], float]] = []
+        for w in watched:
+            k = w.key
+            gauges.append(("feature_drift_alarm", (k.model, k.version), float(drift.alarm)))
+            gauges += [
+                ("feature_psi", (k.model, k.version, name), float(p)) for name, p in zip(drift.names, psi, strict=True)
+            ]
+        self.counters.set_many(gauges)
+
+    def _drain_requests(self, now: float) -> None:
         staging = self._requests
         if staging is None:
             return
@@ -317,8 +401,62 @@ class Monitor:
             if r.n:
                 for j, stage in enumerate((*staging.stages, "total")):
                     self.requests.record(SeriesKey("", "", stage), np.ascontiguousarray(r.latency[: r.n, j]))
+            if r.n_models:
+                self._drain_request_models(r, now)
         finally:
             r.clear()
+
+    def _drain_request_models(self, r: StagedRequests, now: float) -> None:
+        n, k = r.n_models, r.n_sampled
+        models = self._request_models
+        latency = r.model_latency[:n]
+        served = latency > 0
+        calls = np.count_nonzero(served, axis=0)
+        nonfinite = r.nonfinite.copy()
+        binned = [self._bin_request_scores(r, plan) for plan in self._request_scores] if k else []
+        for cols, _, counted_bad, *_ in binned:
+            nonfinite[cols] += counted_bad
+        for j, key in enumerate(models):
+            w = self._watched.get(key)
+            if w is None:
+                continue
+            sizes = np.ones(int(calls[j]), np.int64) if j == 0 else r.batch[:n, 0 if j == 1 else 1][served[:, j]]
+            self._count(w, int(calls[j]), int(sizes.sum()), int(nonfinite[j]), 0, latency[served[:, j], j], sizes)
+        for cols, slots, _, use, flat, refs, bins in binned:
+            for i, j in enumerate(cols.tolist()):
+                w = self._watched.get(models[j])
+                if w is None or w.shift is None:
+                    continue
+                if w.shift.reference is refs[i]:
+                    closed = bool(w.shift.add_slots((slots[use[:, i], i] - i * bins)[:, None], now))
+                else:  # watched again with another reference since: binned on its own
+                    closed = bool(w.shift.add(flat[use[:, i], i], now))
+                if closed:
+                    self._shift_gauges(w)
+        time.sleep(0)  # let serving threads that wait for the GIL in (see step)
+        if k:
+            for drift, cols_, keys in self._request_drifts:
+                watched = [w for w in (self._watched.get(key) for key in keys) if w is not None and w.drift is drift]
+                if watched:
+                    self._drift(drift, watched, r.features[:k][:, cols_], now)
+
+    def _bin_request_scores(self, r: StagedRequests, plan: _ScorePlan) -> tuple[Any, ...]:
+        """Every scored model's staged sample in one :func:`bin_index` call (their references' edges side by side):
+        the models' columns, the slots, the non-finite count per model, which rows each model counts (served, within
+        the request's candidates, finite), the values, the references binned with, and the bins."""
+        cols, edges, refs, bins = plan
+        k = r.n_sampled
+        at = r.sampled_at[:k]
+        values = r.scores[:k][:, cols, :]  # [k, models, s]
+        s = values.shape[2]
+        candidates = np.where(cols == 1, r.batch[at, 0:1], r.batch[at, 1:2])  # early ranking's, or full scoring's
+        ok = (r.model_latency[at][:, cols] > 0)[:, :, None] & (np.arange(s) < candidates[:, :, None])
+        flat = values.transpose(0, 2, 1).reshape(k * s, -1)  # rows in arrival order, one column per model
+        okf = ok.transpose(0, 2, 1).reshape(k * s, -1)
+        finite = np.isfinite(flat)
+        slots, _ = bin_index(edges, flat, bins)
+        use = okf & finite
+        return cols, slots, np.count_nonzero(okf & ~finite, axis=0), use, flat, refs, bins
 
     def _join(self, now: float) -> None:
         events = self._events
@@ -393,6 +531,33 @@ class Monitor:
         """Stop the worker (staged values not yet stepped stay staged: call :meth:`step` to drain them)."""
         if self._worker is not None:
             self._worker.close()
+
+
+_ScorePlan = tuple[npt.NDArray[np.intp], npt.NDArray[Any], tuple[Reference, ...], int]
+
+
+def _score_plans(shifts: list[tuple[int, ShiftDetector | None]]) -> tuple[_ScorePlan, ...]:
+    """The request path's scored models, grouped by their references' bin count (one group, normally): each
+    group's models (columns), their references' edges side by side (float32 when every one is exact in float32),
+    the references and the bins."""
+    by_bins: dict[int, list[tuple[int, Reference]]] = {}
+    for j, d in shifts:
+        if d is not None:
+            by_bins.setdefault(d.reference.bins, []).append((j, d.reference))
+    plans = []
+    for bins, picked in by_bins.items():
+        refs = tuple(r for _, r in picked)
+        e32 = [e for e in (r.edges32 for r in refs) if e is not None]
+        edges = np.concatenate(e32 if len(e32) == len(refs) else [r.edges for r in refs])
+        plans.append((np.array([j for j, _ in picked], dtype=np.intp), edges, refs, bins))
+    return tuple(plans)
+
+
+def _reference_key(r: Reference) -> tuple[Any, ...]:
+    return (
+        r.names, r.span_rows, r.spans, r.edges.tobytes(), r.counts.tobytes(), r.psi_threshold.tobytes(),
+        r.js_threshold.tobytes(),
+    )  # fmt: skip
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,8 +10,8 @@ each scoring call, on the scoring thread. The contract:
   staging arrays under one short lock per model, and never bins, sorts, logs or raises. Candidates arrive in no
   particular order, and the rows of one request are strongly correlated (same user, same context), so the first
   rows of each call are a fair sample that loses little: the detectors need many requests, not every candidate.
-* Non-finite scores are screened on *all* rows with one allocation-free dot product (as the runtime screens its
-  inputs); only a call that has some pays for counting them.
+* Non-finite scores are screened on *all* rows with one allocation-free sum (a dot product beyond
+  :data:`GIL_FREE_ELEMENTS` scores); only a call that has some pays for counting them.
 * When a staging buffer is full, the rows are counted as ``dropped`` (the monitor samples under overload rather
   than slowing scoring down).
 * Everything else (binning, windows, divergences, histograms, joins) runs on the monitor's worker, which swaps the
@@ -27,7 +27,11 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["RequestStaging", "ScoreObserver", "Staging", "StagingPair"]
+__all__ = ["RequestModels", "RequestStaging", "ScoreObserver", "StagedRequests", "Staging", "StagingPair"]
+
+
+#: numpy releases the GIL around an operation on more than this many elements (and around every BLAS call).
+GIL_FREE_ELEMENTS = 500
 
 
 class ScoreObserver(Protocol):
@@ -96,7 +100,9 @@ class StagingPair:
         ``feature_sample`` rows of ``x`` into ``active``."""
         n = out.shape[0]
         flat = out if out.ndim == 1 else out.reshape(-1)  # [n, k] outputs (embeddings): every value screened
-        bad = 0 if isfinite(flat.dot(flat)) else flat.shape[0] - int(np.count_nonzero(np.isfinite(flat)))
+        # A sum holds the GIL up to GIL_FREE_ELEMENTS values; beyond, one BLAS dot releases it once either way.
+        total = flat.sum() if flat.shape[0] <= GIL_FREE_ELEMENTS else flat.dot(flat)
+        bad = 0 if isfinite(total) else flat.shape[0] - int(np.count_nonzero(np.isfinite(flat)))
         with self.lock:
             a = self.active
             c = a.calls
@@ -133,20 +139,75 @@ class StagingPair:
             return self.spare
 
 
+class RequestModels:
+    """One pipeline request's model calls, staged at once when it lands (instead of one hook call per model; see
+    :meth:`gateway.monitoring.Monitor.watch_requests` for the model order: the retrieval tower, the early-ranking
+    model, then the full-scoring models). Views the caller owns, copied before :meth:`RequestStaging.put` returns.
+    """
+
+    __slots__ = ("early", "embedding", "features", "full", "latency_ns")
+
+    def __init__(
+        self,
+        latency_ns: npt.NDArray[np.int64],
+        embedding: npt.NDArray[Any],
+        early: npt.NDArray[Any],
+        full: npt.NDArray[Any],
+        features: npt.NDArray[Any],
+    ) -> None:
+        #: Per model, its scoring call's latency; 0: the model did not serve this request itself (a fallback model
+        #: or the static prior did, or it served another version, observed per call instead).
+        self.latency_ns = latency_ns
+        #: The tower's output: screened for non-finite values, not binned.
+        self.embedding = embedding
+        #: Early ranking's scores, one per retrieved candidate.
+        self.early = early
+        #: Full scoring's scores, ``[models, ranked candidates]`` (rows of models not served: anything).
+        self.full = full
+        #: The first ranked candidate's feature row, in the pipeline's full schema.
+        self.features = features
+
+
 class RequestStaging:
     """Whole requests as they land (the pipeline's responses): each one's stage latencies and its end-to-end latency
-    into a preallocated ``[calls, stages + 1]`` array, plus the count of degraded answers. Double-buffered like
-    :class:`StagingPair`; requests beyond the buffer between two steps are counted, not staged."""
+    into a preallocated ``[calls, stages + 1]`` array, plus the count of degraded answers; with ``models``, each
+    model call's latency and batch size and, on one request in ``every``, the first ``score_sample`` scores of each
+    model and the first ranked candidate's feature row. Double-buffered like :class:`StagingPair`; requests beyond
+    the buffers between two steps are counted, not staged.
 
-    __slots__ = ("_active", "_spare", "lock", "stages")
+    Every array operation here touches at most :data:`GIL_FREE_ELEMENTS` elements: numpy releases the GIL around
+    larger ones, and on a loaded pipeline taking it back costs a serving thread tens of microseconds (measured:
+    one 4,000-score screen per request cost more than all the rest of the monitoring). So scores are screened for
+    non-finite values by the worker, on the staged sample, not here on every score."""
 
-    def __init__(self, stages: tuple[str, ...], calls: int) -> None:
+    __slots__ = ("_active", "_rows_per_copy", "_spare", "every", "lock", "models", "stages")
+
+    def __init__(
+        self,
+        stages: tuple[str, ...],
+        calls: int,
+        models: int = 0,
+        score_sample: int = 0,
+        width: int = 0,
+        sampled: int = 0,
+        every: int = 1,
+    ) -> None:
         self.stages = stages
-        self._active = _Requests(calls, len(stages) + 1)
-        self._spare = _Requests(calls, len(stages) + 1)
+        self.models = models
+        self.every = max(every, 1)
+        self._rows_per_copy = max(1, GIL_FREE_ELEMENTS // max(score_sample, 1))
+        shape = (len(stages) + 1, models, score_sample, width, sampled)
+        self._active = StagedRequests(calls, *shape)
+        self._spare = StagedRequests(calls, *shape)
         self.lock = threading.Lock()
 
-    def put(self, stage_ns: tuple[int, ...], total_ns: int, degraded: bool) -> None:
+    def put(
+        self, stage_ns: tuple[int, ...], total_ns: int, degraded: bool, models: RequestModels | None = None
+    ) -> None:
+        bad_embedding = False
+        if models is not None and self.models:
+            emb = models.embedding.reshape(-1)[:GIL_FREE_ELEMENTS]
+            bad_embedding = not isfinite(emb.sum())  # the tower's output; scores are screened by the worker
         with self.lock:
             a = self._active
             c = a.calls
@@ -158,19 +219,53 @@ class RequestStaging:
                 row[: len(stage_ns)] = stage_ns
                 row[-1] = total_ns
                 a.n = c + 1
+            if models is None or not self.models or c >= a.model_latency.shape[0]:
+                return
+            a.model_latency[c] = models.latency_ns
+            batch = a.batch[c]
+            batch[0] = models.early.shape[0]
+            batch[1] = models.full.shape[1]
+            a.n_models = c + 1
+            if bad_embedding:
+                a.nonfinite[0] += 1
+            k = a.n_sampled
+            if c % self.every or k >= a.scores.shape[0]:
+                return
+            block = a.scores[k]
+            s = block.shape[1]
+            block[1, : min(s, batch[0])] = models.early[:s]
+            full = models.full
+            step = self._rows_per_copy
+            for i in range(0, full.shape[0], step):  # in slices numpy copies without releasing the GIL
+                block[2 + i : 2 + i + step, : min(s, batch[1])] = full[i : i + step, :s]
+            a.features[k] = models.features
+            a.sampled_at[k] = c
+            a.n_sampled = k + 1
 
-    def swap(self) -> _Requests:
+    def swap(self) -> StagedRequests:
         with self.lock:
             self._active, self._spare = self._spare, self._active
             return self._spare
 
 
-class _Requests:
-    __slots__ = ("calls", "degraded", "latency", "n")
+class StagedRequests:
+    __slots__ = (
+        "batch", "calls", "degraded", "features", "latency", "model_latency", "n", "n_models", "n_sampled",
+        "nonfinite", "sampled_at", "scores",
+    )  # fmt: skip
 
-    def __init__(self, calls: int, columns: int) -> None:
+    def __init__(self, calls: int, columns: int, models: int, score_sample: int, width: int, sampled: int) -> None:
         self.latency = np.zeros((calls, columns), dtype=np.int64)
-        self.calls = self.degraded = self.n = 0
+        self.model_latency = np.zeros((calls if models else 0, models), dtype=np.int64)
+        self.batch = np.zeros((calls if models else 0, 2), dtype=np.int64)
+        self.nonfinite = np.zeros(models, dtype=np.int64)
+        # Sampled requests: every model's first scores (row 0, the tower's, stays unused; columns past a short
+        # request's candidates stay stale: the worker reads the counts in batch) and one feature row.
+        self.scores = np.empty((sampled, models, score_sample), dtype=np.float32)
+        self.features = np.empty((sampled, width), dtype=np.float32)
+        self.sampled_at = np.zeros(sampled, dtype=np.intp)  # the request (row of model_latency) sampled
+        self.calls = self.degraded = self.n = self.n_models = self.n_sampled = 0
 
     def clear(self) -> None:
-        self.calls = self.degraded = self.n = 0
+        self.calls = self.degraded = self.n = self.n_models = self.n_sampled = 0
+        self.nonfinite[:] = 0

@@ -3,9 +3,11 @@ serving path.
 
 A reference must come from the same path, with the same sampling, as what the monitor will see: the first
 ``score_sample`` scores and the first ``feature_sample`` feature rows of each call, in arrival order (spans keep
-their request structure; see :mod:`gateway.monitoring.reference`). Install the recorder where the monitor will be
-(:attr:`gateway.engine.Engine.monitor`), replay validation traffic (a held-out day, a clean synthetic stream), then
-build the references with :meth:`ReferenceRecorder.references` and hand them to :meth:`Monitor.watch`.
+their request structure; see :mod:`gateway.monitoring.reference`); on the pipeline's request path, the first
+``score_sample`` scores of each model and the first ranked candidate's row. Install the recorder where the monitor
+will be (:attr:`gateway.engine.Engine.monitor`, or :meth:`gateway.pipeline.Pipeline.attach_recorder`), replay
+validation traffic (a held-out day, a clean synthetic stream), then build the references with
+:meth:`ReferenceRecorder.references` and hand them to :meth:`Monitor.watch`.
 
 Recording copies per call (a few hundred bytes) and is meant for validation runs, not for serving.
 """
@@ -20,7 +22,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gateway.monitoring.monitor import MonitorOptions
+from gateway.monitoring.monitor import MonitorOptions, request_score_sample
+from gateway.monitoring.observer import RequestModels
 from gateway.monitoring.reference import Reference
 
 __all__ = ["ModelReferences", "ReferenceRecorder"]
@@ -49,6 +52,7 @@ class ReferenceRecorder:
         self._scores: dict[str, list[npt.NDArray[np.float32]]] = {}
         self._features: dict[str, list[npt.NDArray[np.float32]]] = {}
         self._lock = threading.Lock()
+        self._request_models: tuple[tuple[str, npt.NDArray[np.intp] | None], ...] = ()
 
     def observe(self, model: str, version: str, x: npt.NDArray[Any], out: npt.NDArray[Any], latency_ns: int) -> None:
         o = self.options
@@ -68,6 +72,40 @@ class ReferenceRecorder:
 
     def failed(self, model: str, version: str, error: Exception) -> None:
         """Failed calls carry no scores: nothing to record."""
+
+    def watch_requests(
+        self, stages: tuple[str, ...], models: Sequence[tuple[str, str]] = (), schema: Sequence[str] = ()
+    ) -> None:
+        """Record from whole requests, as :meth:`Monitor.watch_requests` stages them (same model order)."""
+        index = {name: i for i, name in enumerate(schema)}
+        plan: list[tuple[str, npt.NDArray[np.intp] | None]] = []
+        for model, _ in models:
+            names = self.feature_names.get(model, ())
+            missing = [n for n in names if n not in index]
+            if missing:
+                raise ValueError(f"{model}: features {missing} are not in the request's schema")
+            plan.append((model, np.array([index[n] for n in names], dtype=np.intp) if names else None))
+        self._request_models = tuple(plan)
+
+    def observe_request(
+        self, stage_ns: tuple[int, ...], total_ns: int, degraded: bool = False, models: RequestModels | None = None
+    ) -> None:
+        if models is None:
+            return
+        s = request_score_sample(self.options)
+        served = models.latency_ns > 0
+        with self._lock:
+            for j, (model, cols) in enumerate(self._request_models):
+                if not served[j]:
+                    continue
+                if j > 0:
+                    scores = models.early if j == 1 else models.full[j - 2]
+                    self._scores.setdefault(model, []).append(np.array(scores[:s], dtype=np.float32))
+                if cols is not None:
+                    self._features.setdefault(model, []).append(models.features[cols][None, :].astype(np.float32))
+
+    def count_fallback(self, model: str, tier: str) -> None:
+        """Fallbacks are the monitor's business, not the reference's."""
 
     def calls(self, model: str) -> int:
         with self._lock:

@@ -78,9 +78,16 @@ class ShiftDetector:
             return done
         slots, bad = bin_index(edges, v, self.reference.bins)  # every row at once; windows below only count
         self.nonfinite += bad
+        return self.add_slots(slots, now)
+
+    def add_slots(self, slots: npt.NDArray[np.intp], now: float = 0.0) -> list[Evaluation]:
+        """Count rows already binned with this reference's edges (:func:`~gateway.monitoring.reference.bin_index`
+        slots, ``[n, F]``; several detectors' columns can be binned in one call); return the evaluations of the
+        windows that closed."""
+        done: list[Evaluation] = []
         start = 0
-        while start < v.shape[0]:
-            take = min(v.shape[0] - start, self.window_rows - self._in_current)
+        while start < slots.shape[0]:
+            take = min(slots.shape[0] - start, self.window_rows - self._in_current)
             count_slots(slots[start : start + take], self._current)
             self._in_current += take
             self.rows += take

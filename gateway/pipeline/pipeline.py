@@ -41,6 +41,7 @@ import numpy.typing as npt
 from gateway.blas import single_threaded_blas
 from gateway.engine import Engine
 from gateway.errors import DeadlineExceededError, InvalidInputError, ScoregateError, UnavailableError
+from gateway.monitoring.observer import RequestModels
 from gateway.pipeline.auction import AuctionOutcome, PodOutcome, ecpm, fill_pod, run_auction
 from gateway.pipeline.features import ColumnPlan, FeatureSource
 from gateway.pipeline.placement import Placement
@@ -48,7 +49,7 @@ from gateway.pipeline.spec import PipelineSpec
 from gateway.pipeline.topk import top_k
 
 if TYPE_CHECKING:
-    from gateway.monitoring import ModelReferences, Monitor
+    from gateway.monitoring import ModelReferences, Monitor, ReferenceRecorder
 
 __all__ = ["AdRequest", "AdResponse", "ModelReport", "Pipeline", "Tier"]
 
@@ -149,7 +150,11 @@ class _ThreadBuffers(threading.local):
 class _Job:
     """One request's full-scoring work list and scratch: a row per model, written by whichever task scores it."""
 
-    def __init__(self, models: int, rows: int, orders: Mapping[str, tuple[int, ...]]) -> None:
+    def __init__(
+        self, models: int, rows: int, orders: Mapping[str, tuple[int, ...]], watch: _Watch | None = None
+    ) -> None:
+        self.watch = watch
+        self.call_ns = [0] * models
         self.rows: list[F32 | None] = [None] * models
         self.reports: list[ModelReport | None] = [None] * models
         self.errors = [""] * models
@@ -161,6 +166,30 @@ class _Job:
         order = self._orders[pool]
         k = next(self._taken[pool])
         return order[k] if k < len(order) else None
+
+
+class _Watch:
+    """A request's monitoring: the monitor (or reference recorder), the model versions it watches (request-path
+    order: tower, early ranking, full scoring) and the request's per-model call latencies."""
+
+    __slots__ = ("features", "full", "latency", "monitor", "versions")
+
+    def __init__(self, monitor: Monitor | ReferenceRecorder, versions: tuple[str, ...]) -> None:
+        self.monitor = monitor
+        self.versions = versions
+        #: Per model, its call's latency; 0 where the request path does not stage it.
+        self.latency = np.zeros(len(versions), np.int64)
+        self.full: F32 = np.empty((0, 0), np.float32)
+        self.features: F32 = np.empty(0, np.float32)
+
+    def score(self, engine: Engine, j: int, model: str, x: F32, out: F32) -> int:
+        """Score ``model`` (request-path index ``j``) and return the call's latency if the watched version served
+        it (staged with the request), else 0: another version's call (a canary's) goes to the per-call hook."""
+        _, version, ns = engine.score_served(model, x, out)
+        if version == self.versions[j]:
+            return ns
+        self.monitor.observe(model, version, x, out, ns)
+        return 0
 
 
 class Pipeline:
@@ -217,8 +246,10 @@ class Pipeline:
             for p, n in self.pool_threads.items()
         }
         self._local = _ThreadBuffers()
-        #: The monitor (:meth:`attach_monitor`); None: nothing observed, nothing paid.
-        self.monitor: Monitor | None = None
+        #: The monitor (:meth:`attach_monitor`) or reference recorder (:meth:`attach_recorder`); None: nothing
+        #: observed, nothing paid.
+        self.monitor: Monitor | ReferenceRecorder | None = None
+        self._watched: tuple[str, ...] | None = None
         self.model_cost_us = self._measure_costs()
         index = {m: i for i, m in enumerate(spec.full_scoring.models)}
         #: Per pool, its full-scoring models most expensive first: tasks take from the front, so long ones start early.
@@ -250,8 +281,10 @@ class Pipeline:
 
     def attach_monitor(self, monitor: Monitor, references: Mapping[str, ModelReferences] | None = None) -> None:
         """Watch every model the pipeline calls (the version serving now, under its stage, with its references
-        where ``references`` has them), observe every scoring call through the engine and every response as it
-        lands: stage and end-to-end latency, degraded answers, fallback tiers."""
+        where ``references`` has them) and every response as it lands: stage and end-to-end latency, degraded
+        answers, fallback tiers, and the request's model calls, staged once per request
+        (:meth:`Monitor.watch_requests`). Calls the request path does not stage (fallback models, another version
+        than the watched one, other callers of the engine) reach the monitor through the engine's per-call hook."""
         refs = references or {}
         for model, stage in self.spec.stages().items():
             r = refs.get(model)
@@ -263,14 +296,31 @@ class Pipeline:
                 score_reference=r.scores if r is not None else None,
                 feature_reference=r.features if r is not None else None,
             )
-        monitor.watch_requests(STAGES)
-        monitor.attach(self.engine)
+        self._attach(monitor)
+
+    def attach_recorder(self, recorder: ReferenceRecorder) -> None:
+        """Record references from the requests this pipeline serves, the way :meth:`attach_monitor`'s monitor will
+        see them; :meth:`detach_monitor` ends it."""
+        self._attach(recorder)
+
+    def _attach(self, monitor: Monitor | ReferenceRecorder) -> None:
+        models = self._request_models()
+        versions = tuple(self.engine.runtime(m).version for m in models)
+        monitor.watch_requests(STAGES, tuple(zip(models, versions, strict=True)), self.features.feature_names)
+        self.engine.monitor = monitor
+        self._watched = versions
         self.monitor = monitor
+
+    def _request_models(self) -> tuple[str, ...]:
+        """The models a request calls, in :class:`~gateway.monitoring.RequestModels` order."""
+        spec = self.spec
+        return (spec.retrieval.user_tower, spec.early_ranking.model, *spec.full_scoring.models)
 
     def detach_monitor(self) -> None:
         monitor, self.monitor = self.monitor, None
-        if monitor is not None:
-            monitor.detach(self.engine)
+        self._watched = None
+        if monitor is not None and self.engine.monitor is monitor:
+            self.engine.monitor = None
 
     def model_features(self, model: str) -> tuple[str, ...]:
         """The feature columns ``model`` reads, in its input order."""
@@ -357,12 +407,14 @@ class Pipeline:
             raise InvalidInputError("pipeline", "budget_ms", f"the budget must be > 0, got {budget_ns / 1e6} ms")
         ctx = src.context(request.context)
         user = ctx.user if request.user is None else request.user
+        monitor, watched = self.monitor, self._watched
+        watch = _Watch(monitor, watched) if monitor is not None and watched is not None else None
 
         # 1. retrieval
-        candidates = self._retrieve(user, ctx.device)
+        candidates = self._retrieve(user, ctx.device, watch)
         t1 = time.perf_counter_ns()
         # 2. early ranking
-        ranked = self._early_rank(user, request.context, candidates)
+        ranked = self._early_rank(user, request.context, candidates, watch)
         t2 = time.perf_counter_ns()
         if t2 >= deadline:
             raise DeadlineExceededError(
@@ -370,7 +422,9 @@ class Pipeline:
                 f"scoring (retrieval {(t1 - t0) / 1e3:.0f} us, early ranking {(t2 - t1) / 1e3:.0f} us)"
             )
         # 3. full scoring
-        scores, reports = self._full_score(user, request.context, ranked, min(deadline, t2 + _ns(spec.full_scoring)))
+        scores, reports = self._full_score(
+            user, request.context, ranked, min(deadline, t2 + _ns(spec.full_scoring)), watch
+        )
         t3 = time.perf_counter_ns()
         # 4. value and auction
         v = spec.value
@@ -405,14 +459,17 @@ class Pipeline:
             winners = (int(ranked[outcome.winner]),) if outcome.filled else ()
             prices, seconds = ((outcome.price,) if outcome.filled else ()), 0.0
         t4 = time.perf_counter_ns()
-        monitor = self.monitor
         if monitor is not None:
             degraded = False
             for report in reports:
                 if report.tier is not Tier.PRIMARY:
                     degraded = True
                     monitor.count_fallback(report.model, report.tier.value)
-            monitor.observe_request((t1 - t0, t2 - t1, t3 - t2, t4 - t3), t4 - t0, degraded)
+            calls = None
+            if watch is not None:
+                local = self._local
+                calls = RequestModels(watch.latency, local.embedding, local.early_out, watch.full, watch.features)
+            monitor.observe_request((t1 - t0, t2 - t1, t3 - t2, t4 - t3), t4 - t0, degraded, calls)
         extra: dict[str, Any] = {}
         if keep_scores:
             extra = {"retrieved": candidates, "ranked": ranked, "scores": scores, "ecpm": values}
@@ -435,7 +492,7 @@ class Pipeline:
             extra=extra,
         )
 
-    def _retrieve(self, user: int, device: str) -> I64:
+    def _retrieve(self, user: int, device: str, watch: _Watch | None) -> I64:
         local = self._local
         spec = self.spec.retrieval
         tower = self._plans[spec.user_tower]
@@ -443,7 +500,10 @@ class Pipeline:
             local.user = np.empty((1, tower.width), np.float32)
             local.embedding = np.empty((1, self._dim), np.float32)
         self.features.gather(tower, user, 0, np.zeros(1, np.int64), local.user)
-        self.engine.score(spec.user_tower, local.user, local.embedding)
+        if watch is None:
+            self.engine.score(spec.user_tower, local.user, local.embedding)
+        else:
+            watch.latency[0] = watch.score(self.engine, 0, spec.user_tower, local.user, local.embedding)
         matrix, ids = self._eligible(device)
         n = matrix.shape[0]
         if local.similarity.shape[0] < n:
@@ -463,7 +523,7 @@ class Pipeline:
             self._eligible_by_device[device] = found
         return found
 
-    def _early_rank(self, user: int, context: int, candidates: I64) -> I64:
+    def _early_rank(self, user: int, context: int, candidates: I64, watch: _Watch | None) -> I64:
         local = self._local
         spec = self.spec.early_ranking
         plan = self._plans[spec.model]
@@ -473,13 +533,17 @@ class Pipeline:
             local.early_x = np.empty((n, plan.width), np.float32)
             local.early_out = np.empty(n, np.float32)
         self.features.gather(plan, user, context, candidates, local.early_x)
-        scores = self.engine.score(spec.model, local.early_x, local.early_out)
+        scores = local.early_out
+        if watch is None:
+            self.engine.score(spec.model, local.early_x, scores)
+        else:
+            watch.latency[1] = watch.score(self.engine, 1, spec.model, local.early_x, scores)
         keep = min(spec.keep, n)
         best = np.argpartition(scores, n - keep)[n - keep :] if keep < n else np.arange(n)
         return candidates[best]
 
     def _full_score(
-        self, user: int, context: int, ads: I64, deadline_ns: int
+        self, user: int, context: int, ads: I64, deadline_ns: int, watch: _Watch | None = None
     ) -> tuple[dict[str, F32], tuple[ModelReport, ...]]:
         """Every full-scoring model over ``ads``: one task per scoring thread, each taking the next model from the
         request's list (most expensive first) until the list is empty or ``deadline_ns`` passes.
@@ -494,7 +558,7 @@ class Pipeline:
         full_plan = self._plan_full()
         x_full = np.empty((n, full_plan.width), np.float32)
         self.features.gather(full_plan, user, context, ads, x_full)
-        job = _Job(len(models), n, self._orders)
+        job = _Job(len(models), n, self._orders, watch)
         # Every task on a pool, none on this thread: a model stuck in ONNX Runtime must not hold the response
         # past its deadline (it costs a thread hand-off, tens of microseconds).
         futures = [
@@ -517,8 +581,13 @@ class Pipeline:
                 result[i].fill(self.priors[model])
             else:
                 result[i] = job.rows[i]
+                if watch is not None and report.tier is Tier.PRIMARY:
+                    watch.latency[2 + i] = job.call_ns[i]  # staged only for rows the model itself served
             reports.append(report)
             scores[model] = result[i]
+        if watch is not None:
+            watch.full = result
+            watch.features = x_full[0] if n else np.zeros(full_plan.width, np.float32)
         return scores, tuple(reports)
 
     def _score_models(
@@ -548,7 +617,10 @@ class Pipeline:
                         x = local.full(n, plan.width)
                     else:
                         self.features.gather(plan, user, context, ads, x)
-                    self.engine.score(served_by, x, out)
+                    if job.watch is not None and served_by == model:
+                        job.call_ns[i] = job.watch.score(self.engine, 2 + i, model, x, out)
+                    else:
+                        self.engine.score(served_by, x, out)  # a fallback model: the per-call hook sees it
                 except Exception as exc:  # any model failure goes to the next tier, never to the caller
                     message = str(exc) if isinstance(exc, ScoregateError) else f"{type(exc).__name__}: {exc}"
                     job.errors[i] = f"{job.errors[i]}; fallback {served_by!r}: {message}" if job.errors[i] else message

@@ -4,12 +4,12 @@ Timed cases, whole pipeline (side by side in each fork: one pipeline, the monito
 iterations and not in the other's):
 
 * **pipeline_monitor_off** / **pipeline_monitor_on**: ``Pipeline.run`` of demo ad requests (retrieval, early
-  ranking, 20 models over 200 candidates, auction) from 4 closed-loop request threads, which saturate 2 cores.
-  With the monitor on, every one of the 22 model calls per request goes through ``Monitor.observe`` (with score
-  and feature references recorded first from the same pipeline by a ``ReferenceRecorder``), every response through
-  ``Monitor.observe_request``, the worker steps every second in the same process, and each iteration ends with a
-  step inside its timed window so it pays for what it staged. Figure ``monitoring_on_over_off_tput`` (target
-  >= 0.98), with ``monitoring_on_over_off_p50`` and ``_p99``.
+  ranking, 20 models over 200 candidates, auction) from 3 closed-loop request threads, the pipeline's highest
+  in-budget load on 2 cores (see ``PIPELINE_THREADS``). With the monitor on (``Pipeline.attach_monitor``, score
+  and feature references recorded first from the same pipeline by a ``ReferenceRecorder``), each response stages
+  its 22 model calls at once through ``Monitor.observe_request``, the worker steps every second in the same
+  process, and each iteration ends with a step inside its timed window so it pays for what it staged. Figure
+  ``monitoring_on_over_off_tput`` (target >= 0.98), with ``monitoring_on_over_off_p50`` and ``_p99``.
 
 Timed cases, one scoring call (side by side in each fork, same model, same inputs):
 
@@ -67,9 +67,12 @@ CANDIDATES = 200
 FEATURE_SAMPLE = 1
 SCORE_SAMPLE = 32
 SCORE_SPAN_REQUESTS = 200
-#: The whole-pipeline cases: request threads (enough to saturate 2 cores: the pipeline fans out on its own pool),
-#: iteration length over the plan's (a pipeline request is ~100x a scoring call), requests replayed for references.
-PIPELINE_THREADS = 4
+#: The whole-pipeline cases: closed-loop request threads, iteration length over the plan's (a pipeline request is
+#: ~100x a scoring call), requests replayed for references. Three threads are the pipeline's knee on 2 cores: its
+#: highest throughput inside its 20 ms budget (measured, monitor off: 1 thread 246 req/s, p99 7.3 ms; 2: 269/s,
+#: 13.3 ms, 0.1 % of answers degraded; 3: 333/s, 15.4 ms, 1.1 %; 4: 298/s, p99 20.6 ms past the budget, 17 % of
+#: answers degraded by late models). Beyond the knee the pipeline is overloaded and deadline misses set its pace.
+PIPELINE_THREADS = 3
 PIPELINE_ITERATION_SCALE = 3
 PIPELINE_REFERENCE_CALLS = 1_600
 FEATURE_SPAN_REQUESTS = 1600
@@ -179,15 +182,13 @@ class _PipelineRig:
         self._error = ScoregateError
         self._next = iter(range(1 << 62))
         recorder = ReferenceRecorder({m: p.model_features(m) for m in p.spec.models()})
-        self.engine.monitor = recorder
+        p.attach_recorder(recorder)
         calls = PIPELINE_REFERENCE_CALLS // (4 if quick else 1)
         for _ in range(calls):
             self.op()
-        self.engine.monitor = None
-        refs = recorder.references(calls // 8, calls // 4)  # 8 score spans, 4 feature spans
-        self.monitor = Monitor()  # the defaults: worker every second, one request in two staged
-        p.attach_monitor(self.monitor, refs)
         p.detach_monitor()
+        self.references = recorder.references(calls // 8, calls // 4)  # 8 score spans, 4 feature spans
+        self.monitor = Monitor()  # the defaults: worker every second, one request in two staged
 
     def op(self) -> object:
         try:
@@ -201,8 +202,7 @@ class _PipelineRig:
         worker's backlog is drained inside the timed window, so this iteration pays for what it staged."""
         p = self.pipeline
         if monitored:
-            p.monitor = self.monitor
-            self.monitor.attach(self.engine)
+            p.attach_monitor(self.monitor, self.references)
         else:
             p.detach_monitor()
         start = time.perf_counter()

@@ -200,10 +200,10 @@ def test_fallback_tiers_answer_for_failing_and_late_models(demo_dir: Path) -> No
 def test_monitor_watches_every_model_call_and_response_of_the_pipeline(engine: Engine, demo_dir: Path) -> None:
     with Pipeline.for_demo(engine, demo_dir, spec=_relaxed()) as p:
         recorder = ReferenceRecorder({m: p.model_features(m) for m in p.spec.models()})
-        engine.monitor = recorder  # validation traffic through the same path: the references
+        p.attach_recorder(recorder)  # validation traffic through the same path: the references
         for i in range(320):
             p.run(AdRequest(i, context=i))
-        engine.monitor = None
+        p.detach_monitor()
         refs = recorder.references(score_span_calls=40, feature_span_calls=80)
         monitor = Monitor(MonitorOptions(interval_s=0, sample_every=1))
         p.attach_monitor(monitor, refs)

@@ -231,3 +231,111 @@ def test_reference_recorder_builds_what_the_monitor_compares_with() -> None:
     assert recorder.references(score_span_calls=200, feature_span_calls=200)["pctr"].features is None  # < 4 spans
     monitor = Monitor(options)
     monitor.watch("pctr", "1", score_reference=r.scores, feature_reference=r.features)  # accepted as they are
+
+
+def _request_rig(
+    options: MonitorOptions,
+) -> tuple[Monitor, list[tuple[str, str]], tuple[str, ...], np.random.Generator]:
+    """A monitor watching a pipeline's request path: a tower (no references), an early-ranking model and three
+    full-scoring models; two of those read the whole schema with the same feature reference."""
+    rng = np.random.default_rng(3)
+    schema = ("u0", "a0", "a1", "c0")
+    monitor = Monitor(options)
+    whole = Reference.record(schema, [rng.normal(size=(4_000, 4))], span_rows=400)
+    part = Reference.record(("a1", "u0"), [rng.normal(size=(4_000, 2))], span_rows=400)
+    models = [("tower", "1"), ("early", "1"), ("pctr", "1"), ("pcvr", "2"), ("safety", "1")]
+    monitor.watch("tower", "1", stage="retrieval")
+    for name, version in models[1:]:
+        score_ref = Reference.record(("score",), [rng.beta(2, 20, size=8_000)], span_rows=800)
+        monitor.watch(
+            name,
+            version,
+            score_reference=score_ref,
+            feature_reference=part if name == "safety" else whole,
+        )
+    monitor.watch_requests(("retrieval", "early_ranking", "full_scoring", "auction"), models, schema)
+    return monitor, models, schema, rng
+
+
+def test_request_path_stages_every_model_call_once_per_request() -> None:
+    from gateway.monitoring import RequestModels
+
+    options = MonitorOptions(interval_s=0, sample_every=1, score_sample=16)
+    monitor, _, _, rng = _request_rig(options)
+    # The same traffic, binned model by model: what the vectorised request path must reproduce exactly.
+    check, _, _, _ = _request_rig(options)
+    n_requests, n_early, n_full = 120, 50, 20
+    expected: dict[str, list[np.ndarray]] = {"early": [], "pctr": [], "pcvr": [], "safety": []}
+    for i in range(n_requests):
+        short = i % 10 == 9  # a short request: fewer candidates than the sample
+        full = rng.beta(2, 20, size=(3, 8 if short else n_full)).astype(np.float32)
+        early = rng.beta(2, 20, size=n_early).astype(np.float32)
+        if i == 7:
+            full[1, 3] = np.nan  # counted for pcvr, skipped by its detector
+        latency = np.array([10_000, 20_000, 30_000, 40_000, 0 if i % 4 == 0 else 50_000], np.int64)  # safety: prior
+        features = rng.normal(size=4).astype(np.float32)
+        monitor.observe_request((1, 2, 3, 4), 10, latency[4] == 0, RequestModels(
+            latency, np.zeros((1, 16), np.float32), early, full, features
+        ))  # fmt: skip
+        expected["early"].append(early[:16])
+        for name, row in zip(("pctr", "pcvr", "safety"), full, strict=True):
+            if name != "safety" or latency[4]:
+                expected[name].append(row[:16])
+    monitor.step()
+    for name, version in (("early", "1"), ("pctr", "1"), ("pcvr", "2"), ("safety", "1")):
+        w = monitor.watched(name, version)
+        values = np.concatenate(expected[name])
+        c = check.watched(name, version)
+        assert c.shift is not None and w.shift is not None
+        c.shift.add(values[np.isfinite(values)])
+        assert w.shift.rows == c.shift.rows and np.array_equal(w.shift._sum, c.shift._sum)
+        assert [e.psi.tolist() for e in w.shift.history] == [e.psi.tolist() for e in c.shift.history]
+    assert monitor.watched("tower", "1").calls == n_requests and monitor.watched("tower", "1").rows == n_requests
+    early = monitor.watched("early", "1")
+    assert (early.calls, early.rows) == (n_requests, n_requests * n_early)
+    safety = monitor.watched("safety", "1")
+    assert safety.calls == n_requests - n_requests // 4  # the static prior served the rest: not its calls
+    assert monitor.watched("pcvr", "2").nonfinite_scores == 1
+    assert monitor.latency.percentiles_us(safety.key)["p50"] == pytest.approx(50.0, rel=1e-3)
+    # The request's feature row is binned once for the models sharing a reference over the same columns.
+    pctr, pcvr = monitor.watched("pctr", "1"), monitor.watched("pcvr", "2")
+    assert pctr.drift is pcvr.drift and pctr.drift is not safety.drift and early.drift is pctr.drift
+    assert pctr.drift is not None and pctr.drift.detector.rows == n_requests
+    assert safety.drift is not None and safety.drift.names == ("a1", "u0")
+    assert monitor.unwatched_calls == 0 and (monitor.requests_seen, monitor.requests_degraded) == (120, 30)
+
+
+def test_request_path_refuses_unwatched_models_and_features_outside_the_schema() -> None:
+    options = MonitorOptions(interval_s=0)
+    monitor, models, schema, _ = _request_rig(options)
+    with pytest.raises(ValueError, match="watch nobody@1 before its requests"):
+        monitor.watch_requests(("scoring",), [*models, ("nobody", "1")], schema)
+    with pytest.raises(ValueError, match=r"features \['c0'\] are not in the request's schema"):
+        monitor.watch_requests(("scoring",), models, ("u0", "a0", "a1"))
+
+
+def test_reference_recorder_records_the_request_path_as_the_monitor_stages_it() -> None:
+    from gateway.monitoring import ReferenceRecorder, RequestModels
+
+    options = MonitorOptions(score_sample=4)
+    recorder = ReferenceRecorder({"early": ("a0",), "pctr": ("a1", "u0")}, options)
+    recorder.watch_requests(("scoring",), [("tower", "1"), ("early", "1"), ("pctr", "1")], ("u0", "a0", "a1"))
+    rng = np.random.default_rng(4)
+    rows = []
+    for i in range(200):
+        features = rng.normal(size=3).astype(np.float32)
+        rows.append(features)
+        latency = np.array([1, 1, 0 if i % 2 else 1], np.int64)  # pctr served every other request itself
+        full = rng.random((1, 10), np.float32)
+        recorder.observe_request((1,), 1, False, RequestModels(latency, np.zeros((1, 8), np.float32),
+                                                               rng.random(30, np.float32), full, features))  # fmt: skip
+    refs = recorder.references(score_span_calls=10, feature_span_calls=16)
+    assert set(refs) == {"early", "pctr"}  # the tower's output is an embedding: no score reference
+    early, pctr = refs["early"], refs["pctr"]
+    assert early.scores is not None and early.scores.span_rows == 40  # 10 requests x 4 scores
+    assert pctr.features is not None and pctr.features.names == ("a1", "u0")
+    assert early.features is not None and early.features.span_rows == 16
+    expected = Reference.record(("a1", "u0"), [np.stack(rows[::2])[:, [2, 0]]], span_rows=16)
+    assert np.array_equal(pctr.features.edges, expected.edges)  # the served requests' rows, its columns
+    with pytest.raises(ValueError, match="not in the request's schema"):
+        recorder.watch_requests(("scoring",), [("tower", "1"), ("early", "1"), ("pctr", "1")], ("u0", "a1"))
