@@ -58,6 +58,21 @@ class ScoreComparison:
             self._sum_cand += float(candidate.sum())
             self._rows += live.shape[0]
 
+    def add_many(
+        self, live: list[npt.NDArray[Any]], candidate: list[npt.NDArray[Any]], rank_correlations: npt.NDArray[Any]
+    ) -> None:
+        """:meth:`add` for several requests at once (the comparison worker's batches)."""
+        lv, cv = np.concatenate([np.ravel(a) for a in live]), np.concatenate([np.ravel(a) for a in candidate])
+        hl, hc = self._hist(lv), self._hist(cv)
+        with self._lock:
+            self._live += hl
+            self._cand += hc
+            self._requests += len(live)
+            self._rank_sum += float(np.sum(rank_correlations))
+            self._sum_live += float(lv.sum())
+            self._sum_cand += float(cv.sum())
+            self._rows += lv.shape[0]
+
     def add_labels(self, candidate: npt.NDArray[Any], labels: npt.NDArray[Any]) -> None:
         with self._lock:
             self._label_scores += float(np.sum(candidate))

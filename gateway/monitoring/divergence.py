@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["jensen_shannon", "jensen_shannon_of", "proportions", "psi", "psi_and_js", "psi_of", "spearman"]
+__all__ = [
+    "jensen_shannon", "jensen_shannon_of", "proportions", "psi", "psi_and_js", "psi_of", "spearman", "spearman_rows",
+]  # fmt: skip
 
 F64 = npt.NDArray[np.float64]
 EPS = 1e-4
@@ -84,3 +86,16 @@ def spearman(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
     rb -= rb.mean()
     den = float(np.sqrt(float(ra @ ra) * float(rb @ rb)))
     return float(ra @ rb) / den if den > 0 else 1.0
+
+
+def spearman_rows(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """:func:`spearman` of each row pair of two ``[k, n]`` arrays at once (one value per row)."""
+    if a.shape[1] < 3:
+        return np.ones(a.shape[0])
+    ra = np.argsort(np.argsort(a, axis=1, kind="stable"), axis=1, kind="stable").astype(np.float64)
+    rb = np.argsort(np.argsort(b, axis=1, kind="stable"), axis=1, kind="stable").astype(np.float64)
+    ra -= ra.mean(axis=1, keepdims=True)
+    rb -= rb.mean(axis=1, keepdims=True)
+    den = np.sqrt(np.einsum("ij,ij->i", ra, ra) * np.einsum("ij,ij->i", rb, rb))
+    num = np.einsum("ij,ij->i", ra, rb)
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)

@@ -11,7 +11,7 @@ each scoring call, on the scoring thread. The contract:
   particular order, and the rows of one request are strongly correlated (same user, same context), so the first
   rows of each call are a fair sample that loses little: the detectors need many requests, not every candidate.
 * Non-finite scores are screened on *all* rows with one allocation-free sum (a dot product beyond
-  :data:`GIL_FREE_ELEMENTS` scores); only a call that has some pays for counting them.
+  :data:`~gateway.gil.GIL_FREE_ELEMENTS` scores); only a call that has some pays for counting them.
 * When a staging buffer is full, the rows are counted as ``dropped`` (the monitor samples under overload rather
   than slowing scoring down).
 * Everything else (binning, windows, divergences, histograms, joins) runs on the monitor's worker, which swaps the
@@ -27,11 +27,9 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from gateway.gil import GIL_FREE_ELEMENTS
+
 __all__ = ["RequestModels", "RequestStaging", "ScoreObserver", "StagedRequests", "Staging", "StagingPair"]
-
-
-#: numpy releases the GIL around an operation on more than this many elements (and around every BLAS call).
-GIL_FREE_ELEMENTS = 500
 
 
 class ScoreObserver(Protocol):
@@ -175,10 +173,9 @@ class RequestStaging:
     model and the first ranked candidate's feature row. Double-buffered like :class:`StagingPair`; requests beyond
     the buffers between two steps are counted, not staged.
 
-    Every array operation here touches at most :data:`GIL_FREE_ELEMENTS` elements: numpy releases the GIL around
-    larger ones, and on a loaded pipeline taking it back costs a serving thread tens of microseconds (measured:
-    one 4,000-score screen per request cost more than all the rest of the monitoring). So scores are screened for
-    non-finite values by the worker, on the staged sample, not here on every score."""
+    Every array operation here touches at most :data:`~gateway.gil.GIL_FREE_ELEMENTS` elements (see
+    :mod:`gateway.gil`), so scores are screened for non-finite values by the worker, on the staged sample, not here
+    on every score."""
 
     __slots__ = ("_active", "_rows_per_copy", "_spare", "every", "lock", "models", "stages")
 

@@ -119,19 +119,29 @@ class RegressionGate:
     ) -> GateDecision:
         """One request: both versions' scores for the same rows (and their rank correlation, when the caller has
         it already). Non-finite or non-positive means are skipped."""
-        ml, mc = float(np.mean(live)), float(np.mean(candidate))
-        if not (ml > 0.0 and mc > 0.0 and np.isfinite(ml) and np.isfinite(mc)):
-            return self._decision
-        d = log(mc) - log(ml)
         rho = spearman(np.asarray(live), np.asarray(candidate)) if rank_correlation is None else rank_correlation
+        means = np.array([np.mean(live, dtype=np.float64)]), np.array([np.mean(candidate, dtype=np.float64)])
+        return self.observe_means(*means, np.array([rho]))
+
+    def observe_means(
+        self, live: npt.NDArray[Any], candidate: npt.NDArray[Any], rank_correlations: npt.NDArray[Any]
+    ) -> GateDecision:
+        """Several requests in arrival order, each as both versions' mean score and their rank correlation (the
+        comparison worker's batches); the test runs after each, as if they had come one by one."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = np.log(candidate) - np.log(live)
+        usable = np.isfinite(d) & (live > 0) & (candidate > 0)
+        decision = self._decision
         with self._lock:
-            if self._decision is not GateDecision.CONTINUE:
-                return self._decision
-            self._n += 1
-            self._sum += d
-            self._sumsq += d * d
-            self._rank_sum += rho
-            decision = self._decide()
+            for di, rho in zip(d[usable].tolist(), np.asarray(rank_correlations)[usable].tolist(), strict=True):
+                if self._decision is not GateDecision.CONTINUE:
+                    break
+                self._n += 1
+                self._sum += di
+                self._sumsq += di * di
+                self._rank_sum += rho
+                decision = self._decide()
+            decision = self._decision
         self._notify(decision)
         return decision
 

@@ -11,7 +11,10 @@ fresh artifact store under ``build/perf/rollout``.
 2. **Shadow cost**, in this process: an engine serves ``pctr_gbdt`` under constant open-loop load (16 rows per
    request, keyed); short windows alternate, many times, between version 2 loaded without traffic and a shadow of
    version 2 mirroring ``SHADOW_SAMPLE`` of the traffic to the comparison worker, so the machine's drift hits both.
-   ``shadow_p99_over_off_p99`` is the ratio of the two p99s (target <= 1.02).
+   ``shadow_p99_over_off_p99`` (target <= 1.02) is the median over window pairs of the ratio of their p99s: a
+   window's p99 is ~8 slow requests of 800, so one burst of the machine's own noise moves the p99 of the merged
+   windows by more than the target (merged ratios of 0.84 and 1.06 in two runs of the same code); the merged ratio
+   is ``shadow_p99_over_off_p99_merged``.
 3. **Canary share**: a 10 % canary over 100k keys: ``canary_share`` (target 0.10 +- 0.01) and whether each key
    reached the same version twice (``canary_sticky``).
 
@@ -181,12 +184,15 @@ def _shadow_and_canary(plan: RolloutPlan) -> tuple[list[dict[str, Any]], dict[st
         "on": RolloutState(MODEL, "1", "2", shadow=True, shadow_sample=SHADOW_SAMPLE),
     }
     mirrored = 0
-    for _ in range(plan.windows):
-        for label, hist in (("off", off), ("on", on)):
+    window_p99: dict[str, list[float]] = {"off": [], "on": []}
+    for w in range(plan.windows):
+        order = (("off", off), ("on", on)) if w % 2 == 0 else (("on", on), ("off", off))  # A B, B A, ...
+        for label, hist in order:
             applied = rollouts.apply(states[label])
             assert applied.ok, applied.error
             m = loop.run(op, plan.window_seconds)
             record_latencies(hist, m.latencies_ns)
+            window_p99[label].append(float(np.percentile(np.asarray(m.latencies_ns), 99)))
             elapsed[label] += m.elapsed_s
             if label == "on":
                 rollouts.wait_idle(30)
@@ -212,8 +218,10 @@ def _shadow_and_canary(plan: RolloutPlan) -> tuple[list[dict[str, Any]], dict[st
         Result("shadow_off", params, off, elapsed["off"]).to_json(),
         Result("shadow_on", params, on, elapsed["on"]).to_json(),
     ]
+    paired = np.array(window_p99["on"]) / np.array(window_p99["off"])
     figures = {
-        "shadow_p99_over_off_p99": rows[1]["p99_us"] / rows[0]["p99_us"] if rows[0]["p99_us"] else 0.0,
+        "shadow_p99_over_off_p99": float(np.median(paired)),
+        "shadow_p99_over_off_p99_merged": rows[1]["p99_us"] / rows[0]["p99_us"] if rows[0]["p99_us"] else 0.0,
         "shadow_mirrored": float(mirrored),
         "canary_share": first.count("2") / len(keys),
         "canary_sticky": 1.0 if sticky else 0.0,
@@ -243,7 +251,8 @@ def notes(doc: Any) -> str:
         f"\n{int(f['rollouts'])} desired-state changes of {MODEL} on {REPLICAS} replica processes and 2 Hazelcast "
         f"members: converged in {f['rollout_converge_p50_ms']:.0f} ms at the median, "
         f"{f['rollout_converge_p99_ms']:.0f} ms at p99 (each change loads or unloads a version on every replica). "
-        f"Shadow at {SHADOW_SAMPLE:.0%} sampling: response p99 x{f['shadow_p99_over_off_p99']:.3f}. "
+        f"Shadow at {SHADOW_SAMPLE:.0%} sampling: response p99 x{f['shadow_p99_over_off_p99']:.3f} "
+        f"(median of window pairs; merged windows x{f['shadow_p99_over_off_p99_merged']:.3f}). "
         f"10% canary: {f['canary_share']:.4f} of 100k keys, sticky: {bool(f['canary_sticky'])}.\n"
     )
 

@@ -169,3 +169,54 @@ def test_comparison_reports_distance_rank_and_calibration() -> None:
     assert summary["calibration_ratio"] == pytest.approx(2.0)
     comparison.add(live, live * 1.8)
     assert comparison.summary()["jensen_shannon"] > 0.01
+
+
+def test_batched_comparisons_decide_and_describe_as_one_by_one(engine: Engine) -> None:
+    """The worker compares what queued meanwhile in one run per version: the same description and the same gate
+    decision, reached at the same request, as comparing each call on its own (calls of different sizes fall back
+    to per-call ranks)."""
+    outcomes = []
+    for batch in (1, 64):
+        outcome: list[object] = []
+        for candidate in ("2", "3"):  # a good shadow, then a shifted one
+            rollouts = RolloutController(engine, start_worker=False)
+            rollouts.on_rollback.append(lambda state, reason, heard=outcome: heard.append(reason))
+            assert rollouts.deploy("pctr", candidate, shadow=True, shadow_sample=1.0).ok
+            for i, x in enumerate(_batches(120) + _batches(3, rows=9)):
+                engine.score("pctr", x)
+                if (i + 1) % batch == 0:
+                    rollouts.step()
+            rollouts.step()
+            status = rollouts.status("pctr")
+            if candidate == "2":
+                outcome += [status.gate["decision"], status.gate["requests"], status.comparison]
+            rollouts.close()
+            engine.manager.set_aspired("pctr", ["1"])
+            assert engine.manager.converge(30)
+        outcomes.append(outcome)
+    (decision1, requests1, comparison1, reason1), (decision64, requests64, comparison64, reason64) = outcomes
+    assert decision1 == decision64 == "pass" and requests1 == requests64
+    assert reason1 == reason64 and "mean score changed" in str(reason1)
+    assert isinstance(comparison1, dict) and isinstance(comparison64, dict)
+    for key in ("requests", "rows", "rank_correlation", "mean_live", "mean_candidate", "jensen_shannon"):
+        assert comparison1[key] == pytest.approx(comparison64[key], rel=1e-6, abs=1e-12), key  # float32 sums
+    assert comparison1["requests"] == 123
+    engine.close()
+
+
+def test_a_rollout_comparison_copies_the_call_in_slices_the_gil_stays_with() -> None:
+    from gateway.gil import GIL_FREE_ELEMENTS, copy_in_slices
+    from gateway.monitoring.divergence import spearman, spearman_rows
+
+    rng = np.random.default_rng(2)
+    for shape in ((16, 64), (3,), (7, 501), (200, 200)):
+        a = rng.normal(size=shape).astype(np.float32)
+        b = copy_in_slices(a)
+        assert b.flags.c_contiguous and np.array_equal(a, b) and not np.shares_memory(a, b)
+    view = rng.normal(size=(40, 40))[:, ::2]  # not contiguous: one copy
+    assert np.array_equal(copy_in_slices(view), view) and GIL_FREE_ELEMENTS == 500
+    a, c = rng.random((5, 16)), rng.random((5, 16))
+    c[2] = a[2]
+    rho = spearman_rows(a, c)
+    assert rho[2] == pytest.approx(1.0)
+    assert rho.tolist() == pytest.approx([spearman(x, y) for x, y in zip(a, c, strict=True)])
