@@ -198,6 +198,7 @@ def _features(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from gateway.engine import Engine
+    from gateway.heap import freeze_startup_heap
     from jvm_bridge.inprocess import InProcessHost, InProcessOptions
     from jvm_bridge.jvm import start_jvm
 
@@ -205,6 +206,7 @@ def _serve(args: argparse.Namespace) -> int:
     start_jvm([p for p in args.classpath.split(":") if p], args.jvm_arg)
     java_args = args.args[1:] if args.args[:1] == ["--"] else args.args
     with InProcessHost(engine, InProcessOptions(workers=args.workers, max_delay_us=args.max_delay_us)) as host:
+        freeze_startup_heap()
         host.run_main(args.jvm_main, java_args)
     return 0
 

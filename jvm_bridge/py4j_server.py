@@ -48,6 +48,7 @@ from typing import Any, ClassVar
 
 from gateway.blas import single_threaded_blas
 from gateway.engine import Engine
+from gateway.heap import freeze_startup_heap
 from jvm_bridge.shm_ring import SERVING, check_platform, remove_stale_files
 from jvm_bridge.shm_session import ShmSession, served_models
 
@@ -344,6 +345,7 @@ def serve(models: str | Path, options: Py4jServerOptions | None = None) -> int:
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with Py4jServer(engine, options) as server:
+            freeze_startup_heap()
             print(
                 f"scoregate py4j gateway listening on {server.options.host}:{server.port} "
                 f"({len(engine)} models, pid {os.getpid()})",

@@ -37,6 +37,7 @@ from gateway.engine import Engine
 from gateway.grpc.auth import BearerTokenInterceptor
 from gateway.grpc.protos import inference_pb2 as pb
 from gateway.grpc.service import SERVICE_NAME, InferenceService
+from gateway.heap import freeze_startup_heap
 
 __all__ = ["GrpcServer", "GrpcServerOptions", "GrpcService", "inference_service", "serve"]
 
@@ -242,6 +243,7 @@ def serve(models: str | Path, options: GrpcServerOptions, pipeline_demo: str | P
         services.append(decision_service(pipeline))
     try:
         with GrpcServer(engine, options, services) as server:
+            freeze_startup_heap()
             scheme = "TLS" if options.tls_cert else "plaintext"
             auth = ", bearer token required" if options.token else ""
             print(

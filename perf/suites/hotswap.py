@@ -89,6 +89,7 @@ def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:
     from tqdm import tqdm
 
     from gateway.engine import Engine
+    from gateway.heap import freeze_startup_heap
     from models.demo import demo_features, load_demo_manifests
     from models.manager import ManagerOptions
 
@@ -104,6 +105,7 @@ def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:
     for name in names:
         manager.set_aspired(name, ["1"])
     assert manager.converge(120), "initial load did not converge"
+    freeze_startup_heap()  # as the servers do once loaded (gateway.heap)
     inputs = {n: np.ascontiguousarray(demo_features(DEMO_DIR, manifests[n], rows=ROWS, seed=7)) for n in names}
     counter = itertools.count()
     failures: list[str] = []

@@ -156,6 +156,7 @@ def _shadow_and_canary(plan: RolloutPlan) -> tuple[list[dict[str, Any]], dict[st
     import itertools
 
     from gateway.engine import Engine
+    from gateway.heap import freeze_startup_heap
     from gateway.rollout import RolloutController
     from models.demo import demo_features, load_demo_manifests
     from models.manager import ManagerOptions
@@ -168,6 +169,7 @@ def _shadow_and_canary(plan: RolloutPlan) -> tuple[list[dict[str, Any]], dict[st
     engine.manager.set_aspired(MODEL, ["1", "2"], live="1")
     assert engine.manager.converge(120)
     rollouts = RolloutController(engine)
+    freeze_startup_heap()  # as the servers do once loaded (gateway.heap)
     x = np.ascontiguousarray(demo_features(DEMO_DIR, manifest, rows=ROWS, seed=7))
     counter = itertools.count()
 
