@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,29 @@ def test_step_pause_is_validated_and_zero_turns_it_off(store: ArtifactStore) -> 
     assert manager.converge(10)
     assert manager.live() == {"pctr": "2"}
     manager.close()
+
+
+def test_load_duty_paces_a_load_by_the_work_it_did(store: ArtifactStore) -> None:
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="load_duty"):
+            ManagerOptions(load_duty=bad)
+
+    def slow_loader(package: Package) -> Loaded:
+        time.sleep(0.02)  # 20 ms of "work"
+        return Loaded(package)
+
+    def swap_seconds(duty: float) -> float:
+        manager: VersionManager[Loaded] = VersionManager(
+            store.get, slow_loader, options=ManagerOptions(interval_s=0.0, step_pause_s=0.0, load_duty=duty)
+        )
+        start = time.perf_counter()
+        manager.set_aspired("pctr", ["1"])
+        assert manager.converge(10)
+        took = time.perf_counter() - start
+        assert manager.live() == {"pctr": "1"}
+        manager.close()
+        return took
+
+    assert swap_seconds(1.0) < 0.06
+    # at a quarter of the time, the 20 ms step is followed by 3 x 20 ms of rest (and the other steps by theirs)
+    assert swap_seconds(0.25) >= 0.08

@@ -69,3 +69,28 @@ def test_refused_ops_are_counted_not_measured() -> None:
     assert calls == 200
     assert m.refused == 50
     assert len(m.latencies_ns) == 150 and min(m.latencies_ns) >= 0
+
+
+def test_runs_reuse_the_same_worker_threads() -> None:
+    seen: set[int] = set()
+    lock = threading.Lock()
+
+    def op() -> None:
+        with lock:
+            seen.add(threading.get_ident())
+
+    loop = OpenLoop(rate_per_s=2000, workers=2)
+    for _ in range(3):
+        assert len(loop.run(op, 0.01).latencies_ns) == 20
+    assert len(seen) == 2  # what a thread keeps (bindings, buffers) is made once, as on a server
+
+
+def test_an_op_that_raises_fails_the_run_and_the_next_run_works() -> None:
+    loop = OpenLoop(rate_per_s=1000, workers=2)
+
+    def bad() -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        loop.run(bad, 0.01)
+    assert len(loop.run(lambda: None, 0.01).latencies_ns) == 10
