@@ -2,7 +2,7 @@
 
 Set-up: the 24 demo models are published twice (versions 1 and 2, each with reference predictions) to a fresh
 artifact store under ``build/perf/hotswap``; an :class:`gateway.engine.Engine` serves them from it through the
-version manager (one load thread, niced, paced to work :data:`LOAD_DUTY` of the time). Request threads score a
+version manager (one load thread, niced, paced by :data:`LOAD_DUTY`). Request threads score a
 model (round-robin over the 24, 16 rows of realistic features) at a constant rate, latency from the intended send
 time (:mod:`perf.loadgen`; the same request threads throughout, as a server's). The process freezes its start-up
 heap once the models are loaded, as the servers do (:mod:`gateway.heap`).
@@ -48,8 +48,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = ROOT / "build" / "demo"
 STORE_DIR = ROOT / "build" / "perf" / "hotswap"
 ROWS = 16
-#: The manager's pacing (:attr:`models.manager.ManagerOptions.load_duty`): loads work 3% of the wall-clock time.
-LOAD_DUTY = 0.03
+#: The manager's pacing (:attr:`models.manager.ManagerOptions.load_duty`); 1: loads at full speed (the default).
+LOAD_DUTY = 1.0
 
 
 @dataclass(frozen=True)
