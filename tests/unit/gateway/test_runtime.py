@@ -129,6 +129,23 @@ def test_nonfinite_rejected_by_default(rt: ModelRuntime, batch: Batch, bad: floa
         rt.score(x, np.empty(8, dtype=np.float32))
 
 
+@pytest.mark.parametrize("rows", [1, 2, 64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_value_written_in_place_between_calls_is_screened_at_every_size(
+    rt: ModelRuntime, batch: Batch, rows: int, bad: float
+) -> None:
+    x = batch(rows)
+    out = np.empty(rows, dtype=np.float32)
+    rt.score(x, out)  # binds this buffer
+    x[rows - 1, 2] = bad  # the caller rewrites the same buffer, as the JVM bridge's arenas are rewritten
+    with pytest.raises(NonFiniteInputError):
+        rt.score(x, out)
+    x[rows - 1, 2] = 3e38  # huge but finite: a sum or a dot overflows to inf; the exact check clears it
+    x[0, 0] = 3e38
+    rt.score(x, out)
+    assert np.isfinite(out).all()
+
+
 def test_huge_finite_values_are_not_mistaken_for_inf(rt: ModelRuntime, batch: Batch) -> None:
     """x . x overflows to inf for |x| > 1.8e19; the exact check must clear it."""
     x = batch(4)
