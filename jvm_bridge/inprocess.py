@@ -27,6 +27,7 @@ never closes a session under a running batch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -151,7 +152,14 @@ class _Worker(threading.Thread):
         views = self._views
         handles = _Handles(self.host.engine)
         try:
-            self._loop(lane, control, take, complete, fail, refs, timeout_ns, views, handles)
+            while True:
+                try:
+                    self._loop(lane, control, take, complete, fail, refs, timeout_ns, views, handles)
+                    return
+                except Exception as exc:  # a fault of this loop must neither strand a batch nor end the lane
+                    log.exception("lane %d: scoring loop failed; its batch fails, the lane goes on", self.index)
+                    with contextlib.suppress(Exception):  # raises when no batch was outstanding
+                        fail(error_code(UnavailableError("")), f"gateway worker error: {type(exc).__name__}: {exc}")
         finally:
             handles.release_all()
 

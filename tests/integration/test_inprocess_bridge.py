@@ -293,3 +293,30 @@ def test_a_hot_swap_under_java_callers_loses_no_call(logistic: Any) -> None:
     assert errors == []
     assert "neither" not in seen
     assert seen[-1] == "b" and {"a", "b"} <= set(seen)
+
+
+def test_a_fault_outside_scoring_fails_the_batch_and_the_lane_goes_on(engine: Engine) -> None:
+    """A bug in a worker's own loop (not in the model) used to end the worker thread with its batch taken: the
+    callers waited for their deadlines (forever in the benchmarks). Now the batch fails and the lane goes on."""
+
+    class FaultOnce(dict):  # type: ignore[type-arg]
+        armed = True
+
+        def get(self, key: object, default: object = None) -> object:
+            if FaultOnce.armed:
+                FaultOnce.armed = False
+                raise RuntimeError("fault in the lane's view cache")
+            return super().get(key, default)
+
+    with InProcessHost(engine, InProcessOptions(workers=1)) as host:
+        host._workers[0]._views = FaultOnce()
+        java = _java()
+        gateway = java.ModelGateways.get()
+        arena = host.new_arena(1, 4, FEATURES)
+        with arena.acquire() as slot:
+            _fill(slot, np.zeros((2, FEATURES), np.float32))
+            started = time.monotonic()
+            with pytest.raises(java.GatewayUnavailableException, match="fault in the lane's view cache"):
+                gateway.score(_request(slot, 2, "pctr", timeout_ms=30_000))
+            assert time.monotonic() - started < 5  # failed at once, not at the deadline
+            assert _scores(gateway.score(_request(slot, 2, "pctr")), 2).shape == (2,)  # the same lane serves on
