@@ -308,8 +308,9 @@ def test_a_fault_outside_scoring_fails_the_batch_and_the_lane_goes_on(engine: En
                 raise RuntimeError("fault in the lane's view cache")
             return super().get(key, default)
 
-    with InProcessHost(engine, InProcessOptions(workers=1)) as host:
-        host._workers[0]._views = FaultOnce()
+    host = InProcessHost(engine, InProcessOptions(workers=1))
+    host._workers[0]._views = FaultOnce()  # before start(): the worker reads it once, when it starts
+    with host:
         java = _java()
         gateway = java.ModelGateways.get()
         arena = host.new_arena(1, 4, FEATURES)
