@@ -158,8 +158,9 @@ class _Worker(threading.Thread):
                     return
                 except Exception as exc:  # a fault of this loop must neither strand a batch nor end the lane
                     log.exception("lane %d: scoring loop failed; its batch fails, the lane goes on", self.index)
+                    error = UnavailableError(f"gateway worker error: {type(exc).__name__}: {exc}")
                     with contextlib.suppress(Exception):  # raises when no batch was outstanding
-                        fail(error_code(UnavailableError("")), f"gateway worker error: {type(exc).__name__}: {exc}")
+                        fail(error_code(error), str(error))
         finally:
             handles.release_all()
 

@@ -364,8 +364,8 @@ class VersionManager(Generic[T]):
                 step = self._pause(step if paced else None)
                 with contextlib.suppress(Exception):
                     self._after_unload()
-                if paced:
-                    self._pause(step)
+            if paced:
+                self._pause(step)
 
     def _publish_locked(
         self, leaving: frozenset[ModelId] | set[ModelId] = frozenset(), names: set[str] | None = None

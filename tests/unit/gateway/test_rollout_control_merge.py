@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.rollout_control import ControlPlane
+from gateway.rollout_control import DESIRED_MAP, ControlPlane
 from models.rollout import RolloutState
 
 
@@ -56,7 +56,7 @@ def _state(revision: int) -> str:
 def _plane() -> tuple[ControlPlane, _Map]:
     client = _Client()
     plane = ControlPlane(client, _Controller(), "r1")  # type: ignore[arg-type]
-    return plane, client.get_map("scoregate-rollout-desired")
+    return plane, client.get_map(DESIRED_MAP)
 
 
 def test_a_stale_resync_snapshot_does_not_undo_a_newer_event() -> None:
