@@ -321,3 +321,25 @@ def test_a_fault_outside_scoring_fails_the_batch_and_the_lane_goes_on(engine: En
                 gateway.score(_request(slot, 2, "pctr", timeout_ms=30_000))
             assert time.monotonic() - started < 5  # failed at once, not at the deadline
             assert _scores(gateway.score(_request(slot, 2, "pctr")), 2).shape == (2,)  # the same lane serves on
+
+
+def test_workers_report_what_a_batch_costs_so_short_ones_gather_on_one_lane(engine: Engine) -> None:
+    """The Python workers report each model's scoring CPU time to the Java queue, which decides from it whether a
+    second lane is worth waking (``gather_us``); the option reaches Java, and 0 turns gathering off."""
+    with InProcessHost(engine, InProcessOptions(workers=2)) as host:
+        jg = host.java_gateway
+        assert jg.options().gatherNanos() == 100_000
+        assert jg.scoringCostNanos("pctr", 1) == 0, "nothing scored yet"
+        gateway = _java().ModelGateways.get()
+        arena = host.new_arena(1, 4, FEATURES)
+        with arena.acquire() as slot:
+            _fill(slot, np.ones((1, FEATURES), dtype=np.float32))
+            for _ in range(40):  # a worker reports one batch in 8
+                gateway.score(_request(slot, 1, "pctr"))
+        cost = int(jg.scoringCostNanos("pctr", 1))
+        assert 0 < cost < 50_000_000, cost  # a 16-feature logistic model: microseconds, not seconds
+        assert jg.scoringCostNanos("pcvr", 1) == 0 and jg.scoringCostNanos("pctr", 64) == 0
+        with pytest.raises(jpype.JException, match="nope"):
+            jg.scoringCostNanos("nope", 1)
+    with InProcessHost(engine, InProcessOptions(workers=2, gather_us=0)) as host:
+        assert host.java_gateway.options().gatherNanos() == 0

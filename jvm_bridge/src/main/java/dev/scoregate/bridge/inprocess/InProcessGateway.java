@@ -65,33 +65,41 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
      *                        is free (see below); default {@value #DEFAULT_CALLER_SPIN_NANOS}; 0: always park
      * @param laneSpinNanos   how long an idle lane may busy-wait for work before parking, when a core is free;
      *                        default {@value #DEFAULT_LANE_SPIN_NANOS}; 0: always park
+     * @param gatherNanos     batches that score in less than this (by the lanes' own CPU time) gather on the lane
+     *                        already scoring instead of waking or feeding another: default
+     *                        {@value #DEFAULT_GATHER_NANOS}; 0: every arrival may use an idle lane
+     *
+     * <p>Gathering: every lane is a Python thread, and Python runs one thread at a time (the GIL). Two lanes only
+     * win when their ONNX Runtime runs, which release the GIL, are long enough to overlap; for short batches they
+     * take turns on the GIL and each turn costs a wake-up (see {@code RequestQueue}).
      *
      * <p>Spinning: a parked thread costs a wake-up per hand-off, 30-50 us on a virtual machine whose other vCPU went
      * idle, and a call makes two hand-offs. Threads spin only while scoring lanes plus spinning threads are fewer
      * than the cores, so spinning makes a lightly loaded gateway fast and changes nothing on a saturated one.
      */
     public record Options(int workers, int maxBatchRows, long maxDelayNanos, int queueCapacity, long callerSpinNanos,
-                          long laneSpinNanos) {
+                          long laneSpinNanos, long gatherNanos) {
         public static final int DEFAULT_WORKERS = 2;
         public static final int DEFAULT_MAX_BATCH_ROWS = 1024;
         public static final int DEFAULT_QUEUE_CAPACITY = 8192;
         public static final long DEFAULT_CALLER_SPIN_NANOS = 1_000_000;
         public static final long DEFAULT_LANE_SPIN_NANOS = 50_000;
+        public static final long DEFAULT_GATHER_NANOS = 100_000;
 
         public Options {
             if (workers <= 0 || maxBatchRows <= 0 || maxDelayNanos < 0 || queueCapacity <= 0 || callerSpinNanos < 0
-                    || laneSpinNanos < 0) {
+                    || laneSpinNanos < 0 || gatherNanos < 0) {
                 throw new IllegalArgumentException("workers, maxBatchRows and queueCapacity must be > 0 and "
-                        + "maxDelayNanos, callerSpinNanos and laneSpinNanos >= 0, got " + workers + ", "
+                        + "maxDelayNanos, callerSpinNanos, laneSpinNanos and gatherNanos >= 0, got " + workers + ", "
                         + maxBatchRows + ", " + maxDelayNanos + ", " + queueCapacity + ", " + callerSpinNanos + ", "
-                        + laneSpinNanos);
+                        + laneSpinNanos + ", " + gatherNanos);
             }
         }
 
-        /** With the default spins. */
+        /** With the default spins and gathering. */
         public Options(int workers, int maxBatchRows, long maxDelayNanos, int queueCapacity) {
             this(workers, maxBatchRows, maxDelayNanos, queueCapacity, DEFAULT_CALLER_SPIN_NANOS,
-                    DEFAULT_LANE_SPIN_NANOS);
+                    DEFAULT_LANE_SPIN_NANOS, DEFAULT_GATHER_NANOS);
         }
 
         public static Options defaults() {
@@ -99,24 +107,35 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
         }
 
         public Options withWorkers(int workers) {
-            return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos);
+            return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos,
+                    gatherNanos);
         }
 
         public Options withMaxBatchRows(int maxBatchRows) {
-            return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos);
+            return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos,
+                    gatherNanos);
         }
 
         public Options withMaxDelayNanos(long maxDelayNanos) {
-            return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos);
+            return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos,
+                    gatherNanos);
         }
 
         public Options withQueueCapacity(int queueCapacity) {
-            return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos);
+            return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos,
+                    gatherNanos);
+        }
+
+        /** Batches scoring in less than {@code gatherNanos} gather on one lane; 0: never. */
+        public Options withGatherNanos(long gatherNanos) {
+            return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos,
+                    gatherNanos);
         }
 
         /** Both spins; {@code (0, 0)} parks at once, as a gateway on a shared, saturated host might prefer. */
         public Options withSpin(long callerSpinNanos, long laneSpinNanos) {
-            return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos);
+            return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos,
+                    gatherNanos);
         }
     }
 
@@ -173,7 +192,7 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
         this.names = List.copyOf(distinctNames);
         this.loaded = List.copyOf(ids);
         this.queue = new RequestQueue(specs.length, options.workers(), options.queueCapacity(),
-                options.maxBatchRows(), options.maxDelayNanos(), spin, options.laneSpinNanos());
+                options.maxBatchRows(), options.maxDelayNanos(), spin, options.laneSpinNanos(), options.gatherNanos());
         this.lanes = new WorkerLane[options.workers()];
         for (int i = 0; i < lanes.length; i++) {
             lanes[i] = new WorkerLane(this, queue, spin, i, options.maxBatchRows(), maxFeatures, maxWidth);
@@ -353,6 +372,21 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
     /** Requests queued and not yet taken by a lane, right now. */
     public int queued() {
         return queue.queued();
+    }
+
+    /**
+     * What the queue believes a batch of {@code rows} rows of {@code model} costs to score, in CPU nanoseconds of a
+     * lane, from what the lanes reported (0: not known yet). Batches below {@link Options#gatherNanos()} gather on
+     * one lane. For diagnostics.
+     *
+     * @throws UnknownModelException if no served model matches
+     */
+    public long scoringCostNanos(String model, int rows) {
+        Integer i = index.get(ModelId.parse(model));
+        if (i == null) {
+            throw new UnknownModelException(model, loaded);
+        }
+        return queue.cost(i, rows);
     }
 
     /** Idempotent; see the class comment, rule 5. */

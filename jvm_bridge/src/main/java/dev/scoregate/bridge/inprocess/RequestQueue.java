@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -19,11 +20,33 @@ import java.util.concurrent.locks.ReentrantLock;
  * of the lanes taking turns (a plain condition wakes its longest waiter; measured with one Java caller on 2 cores,
  * last-idle-first took batch-1 p50 from 37 to 25 us). A lane filling a batch ({@code maxDelayNanos > 0})
  * waits on its own condition too, so an arrival wakes the lane that can use it.
+ *
+ * <p>A lane that has just completed a batch is <em>returning</em> until its next take: it will look at the queue
+ * within microseconds, so an arrival meanwhile wakes nobody (as when a lane spins). Without this rule a single
+ * caller that sends its next request the moment its answer lands always found the lane on its way back, woke the
+ * other lane, and the lanes took turns, each paying a wake-up (measured with one Java caller and two lanes on 2
+ * cores: requests split 50/50 between the lanes, 26-32k calls/s, against 59-62k with one lane).
+ *
+ * <p>Likewise, while a lane is scoring, arrivals neither wake nor feed another lane when everything queued is one
+ * batch (one model, at most maxBatchRows rows) that scores in less than the gathering bound (Options.gatherNanos,
+ * by the CPU times the lanes report per model and size of batch): the scoring lane takes it all when it is back.
+ * Every lane is a Python thread and Python runs one at a time; two lanes win only when their ONNX Runtime runs
+ * (which release the GIL) are long enough to overlap, and for short batches they take turns on the GIL instead, each
+ * turn a wake-up. Measured with the batch-1 bench MLP from 8 Java callers on 2 cores: two lanes without gathering
+ * served 3.5 requests a run and 33-39k calls/s, one lane 4.6 and 51-69k; two lanes with gathering 4.7-5.2 and
+ * 46-61k. Batches of 128 rows (150 us) still use both lanes (10-11k calls/s against one lane's 6k). A lane scoring
+ * for longer than {@link #STUCK_FACTOR} times the bound is not waited for; a request already left to it waits for
+ * that lane's batch (or the next arrival, or an idle lane's take timeout).
  */
 final class RequestQueue {
     static final int ADMITTED = 0;
     static final int CLOSED = 1;
     static final int OVERLOADED = 2;
+    /** A lane scoring one batch for longer than this many gathering bounds is not waited for: it may be stuck. */
+    static final int STUCK_FACTOR = 4;
+
+    /** Batch sizes are costed per power of two of rows: 1, 2, 3-4, ..., up to 2^(SIZE_CLASSES-1) and beyond. */
+    private static final int SIZE_CLASSES = 16;
 
     /** What one take removes from the queue. Owned by one lane; the queue writes it under its lock. */
     static final class Batch {
@@ -56,6 +79,8 @@ final class RequestQueue {
     private final long maxDelayNanos;
     private final SpinBudget spin;
     private final long laneSpinNanos;
+    /** Batches scoring in less than this gather on the lane already scoring (see the class comment); 0: never. */
+    private final long gatherNanos;
 
     // Guarded by lock.
     private Pending head;
@@ -64,18 +89,39 @@ final class RequestQueue {
     private volatile int queued;
     /** Lanes busy-waiting for work (outside the lock): an arrival needs no signal while one is. */
     private int spinningLanes;
+    /**
+     * Lanes between a completed batch and their next take: an arrival needs no signal while one is either. Raised
+     * by the lane without the lock ({@link #returning}); lowered only under it, by the lane itself, before it looks
+     * at the queue, so an arrival that saw it raised is seen by that lane.
+     */
+    private final AtomicInteger returningLanes = new AtomicInteger();
+    /** Per lane: whether it counts in returningLanes. Written only by the lane's own thread. */
+    private final boolean[] returning;
+    /** Per lane: when its outstanding batch was taken (0: none). Written under the lock (take) and by the lane. */
+    private final long[] scoringSince;
+    /**
+     * Per model and size class ({@code model * SIZE_CLASSES + sizeClass(rows)}): what a batch costs to score, as the
+     * lanes report it ({@link #scored}). Written by lanes without the lock, read under it: a stale value only makes
+     * one wake-up more or less.
+     */
+    private final long[] runNanos;
+    /** Rows queued, and models with at least one request queued. Guarded by lock. */
+    private int queuedRows;
+    private int queuedModels;
     /** Idle lanes, most recently idle on top: {@code idleStack[0..idleLanes)}. */
     private final int[] idleStack;
     private int idleLanes;
     private volatile boolean closed;
 
     RequestQueue(int models, int lanes, int capacity, int maxBatchRows, long maxDelayNanos) {
-        this(models, lanes, capacity, maxBatchRows, maxDelayNanos, SpinBudget.forThisMachine(), 0);
+        this(models, lanes, capacity, maxBatchRows, maxDelayNanos, SpinBudget.forThisMachine(), 0,
+                InProcessGateway.Options.DEFAULT_GATHER_NANOS);
     }
 
     RequestQueue(int models, int lanes, int capacity, int maxBatchRows, long maxDelayNanos, SpinBudget spin,
-                 long laneSpinNanos) {
+                 long laneSpinNanos, long gatherNanos) {
         this.spin = spin;
+        this.gatherNanos = gatherNanos;
         this.laneSpinNanos = laneSpinNanos;
         this.modelHead = new Pending[models];
         this.modelTail = new Pending[models];
@@ -83,6 +129,9 @@ final class RequestQueue {
         this.idle = new Condition[lanes];
         this.idleStack = new int[lanes];
         this.fillingModel = new int[lanes];
+        this.returning = new boolean[lanes];
+        this.scoringSince = new long[lanes];
+        this.runNanos = new long[models * SIZE_CLASSES];
         for (int i = 0; i < lanes; i++) {
             filling[i] = lock.newCondition();
             idle[i] = lock.newCondition();
@@ -111,12 +160,94 @@ final class RequestQueue {
                     return ADMITTED;
                 }
             }
-            if (spinningLanes == 0) {
-                signalIdleLane(); // a spinning lane sees the arrival by itself, without a wake-up
+            if (spinningLanes == 0 && returningLanes.get() == 0 && idleLanes > 0 && !aLaneIsDueBack()) {
+                signalIdleLane(); // a spinning, returning or nearly done lane sees the arrival by itself
             }
             return ADMITTED;
         } finally {
             lock.unlock();
+        }
+    }
+
+    /** Whether an arrival may leave the idle lanes asleep for a scoring lane (see {@link #dueBack}). */
+    private boolean aLaneIsDueBack() {
+        return dueBack(-1) > 0;
+    }
+
+    /**
+     * How long, at most, to leave the queue to a lane other than {@code self}: one that is scoring short batches of
+     * the only queued model (its recent runs took less than a wake-up) and will take everything queued in one batch.
+     * A lane that has scored for longer than {@link #STUCK_FACTOR} times that bound may be stuck and counts for
+     * nothing. 0 if there is
+     * no such lane. Under the lock.
+     */
+    private long dueBack(int self) {
+        if (queuedModels != 1 || queuedRows > maxBatchRows) {
+            return 0;
+        }
+        long cost = cost(head.model, queuedRows);
+        if (cost <= 0 || cost >= gatherNanos) {
+            return 0; // unknown yet, or long enough that another core should share the work
+        }
+        long now = 0;
+        for (int lane = 0; lane < scoringSince.length; lane++) {
+            long since = scoringSince[lane];
+            if (lane != self && since != 0) {
+                if (now == 0) {
+                    now = System.nanoTime();
+                }
+                long left = since + STUCK_FACTOR * gatherNanos - now;
+                if (left > 0) {
+                    return left;
+                }
+            }
+        }
+        return 0;
+    }
+
+    /**
+     * A lane reports how long a batch of {@code rows} rows of {@code model} took to score: the CPU time of the Python
+     * thread, so waits for the GIL or for a core are left out. Kept per model and size class as a slowly rising
+     * minimum: a lower figure replaces it, a higher one moves it up by 1/16 of the difference. Contention (the other
+     * lane scoring on the sibling core, cache misses after a switch) only ever inflates a batch's time, so the floor
+     * is the model's own cost, and the figure still follows the model when it really gets slower (a hot swap).
+     */
+    void scored(int model, int rows, long nanos) {
+        if (nanos > 0) {
+            int i = model * SIZE_CLASSES + sizeClass(rows);
+            long cur = runNanos[i];
+            runNanos[i] = cur == 0 || nanos < cur ? nanos : cur + ((nanos - cur) >> 4);
+        }
+    }
+
+    /** The cost {@link #scored} keeps for a batch of {@code rows} rows of {@code model}; 0 if unknown. */
+    long cost(int model, int rows) {
+        return runNanos[model * SIZE_CLASSES + sizeClass(rows)];
+    }
+
+    /** 0 for 1 row, 1 for 2, 2 for 3-4, ... up to SIZE_CLASSES - 1: the power of two at or above {@code rows}. */
+    private static int sizeClass(int rows) {
+        int c = rows <= 1 ? 0 : 32 - Integer.numberOfLeadingZeros(rows - 1);
+        return Math.min(c, SIZE_CLASSES - 1);
+    }
+
+    /**
+     * {@code lane} completed (or failed) its batch and is on its way back to {@link #take}: until then, arrivals
+     * leave the idle lanes asleep. Called by the lane's own thread only.
+     */
+    void returning(int lane) {
+        scoringSince[lane] = 0;
+        if (!returning[lane]) {
+            returning[lane] = true;
+            returningLanes.incrementAndGet();
+        }
+    }
+
+    /** {@code lane} is back and about to look at the queue. Under the lock, by the lane's own thread. */
+    private void arrived(int lane) {
+        if (returning[lane]) {
+            returning[lane] = false;
+            returningLanes.decrementAndGet();
         }
     }
 
@@ -129,18 +260,24 @@ final class RequestQueue {
     int take(int lane, long timeoutNanos, Batch batch) {
         long until = System.nanoTime() + Math.max(0, timeoutNanos);
         if (laneSpinNanos > 0 && queued == 0) {
-            spinForWork(Math.min(laneSpinNanos, Math.max(0, timeoutNanos)));
+            spinForWork(lane, Math.min(laneSpinNanos, Math.max(0, timeoutNanos)));
         }
         boolean interrupted = false;
         lock.lock();
         try {
+            arrived(lane);
             while (batch.size == 0) {
                 if (closed) {
                     return -1;
                 }
+                long leave = 0;
                 if (head != null) {
-                    collect(head.model, batch, System.nanoTime());
-                    continue;
+                    leave = dueBack(lane);
+                    if (leave <= 0) {
+                        collect(head.model, batch, System.nanoTime());
+                        continue;
+                    }
+                    // Another lane, due back now, takes it all as one batch: we would only split it (and the GIL).
                 }
                 long remaining = until - System.nanoTime();
                 if (remaining <= 0) {
@@ -148,7 +285,7 @@ final class RequestQueue {
                 }
                 idleStack[idleLanes++] = lane;
                 try {
-                    idle[lane].awaitNanos(remaining);
+                    idle[lane].awaitNanos(leave > 0 ? Math.min(leave, remaining) : remaining);
                 } catch (InterruptedException e) {
                     interrupted = true;
                 } finally {
@@ -161,6 +298,7 @@ final class RequestQueue {
             if (head != null && spinningLanes == 0) {
                 signalIdleLane(); // what this batch left behind is someone else's
             }
+            scoringSince[lane] = System.nanoTime();
             return batch.size;
         } finally {
             lock.unlock();
@@ -177,7 +315,7 @@ final class RequestQueue {
      * spinning lanes on a saturated machine steal the core a busy lane needs). While this lane spins, arrivals do not
      * wake parked lanes: this one will see them, here or when it takes the lock.
      */
-    private void spinForWork(long nanos) {
+    private void spinForWork(int lane, long nanos) {
         if (!spin.tryAcquire()) {
             return;
         }
@@ -185,6 +323,7 @@ final class RequestQueue {
             lock.lock();
             try {
                 spinningLanes++;
+                arrived(lane); // counted as spinning now
             } finally {
                 lock.unlock();
             }
@@ -324,6 +463,16 @@ final class RequestQueue {
         }
     }
 
+    /** Lanes parked waiting for work, right now (for tests). */
+    int idleLanes() {
+        lock.lock();
+        try {
+            return idleLanes;
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** Requests queued and not yet taken, right now. */
     int queued() {
         lock.lock();
@@ -346,11 +495,13 @@ final class RequestQueue {
         p.modelPrev = modelTail[m];
         if (modelTail[m] == null) {
             modelHead[m] = p;
+            queuedModels++;
         } else {
             modelTail[m].modelNext = p;
         }
         modelTail[m] = p;
         queued++;
+        queuedRows += p.rows();
     }
 
     private void unlink(Pending p) {
@@ -372,6 +523,9 @@ final class RequestQueue {
         }
         if (p.modelNext == null) {
             modelTail[m] = p.modelPrev;
+            if (p.modelPrev == null) {
+                queuedModels--;
+            }
         } else {
             p.modelNext.modelPrev = p.modelPrev;
         }
@@ -380,6 +534,7 @@ final class RequestQueue {
         p.modelPrev = null;
         p.modelNext = null;
         queued--;
+        queuedRows -= p.rows();
     }
 
     @Override

@@ -37,7 +37,9 @@ import java.util.List;
  * [5] number of requests in the batch (take's return value)
  * [6] features per row (the model's)
  * [7] outputWidth: outputs per row (the model's)
- * [8..15] reserved, 0
+ * [8] written by Python before complete(): CPU nanoseconds of the scoring thread for the batch (0: not measured).
+ *     It tells the queue which batches run short enough for one lane to gather their requests (see RequestQueue)
+ * [9..15] reserved, 0
  * </pre>
  * Buffer {@code -1} (staged): Java copied each request's rows into staging, contiguously from offset 0, in batch
  * order; {@code [4]} is {@link #stagingOutputOffset()}. Buffer {@code k} (in place): the batch is one request on a
@@ -170,7 +172,10 @@ public final class WorkerLane {
     public void complete() {
         checkOutstanding("complete");
         try {
-            int width = gateway.spec(batch.items[0].model).outputWidth();
+            int model = batch.items[0].model;
+            queue.scored(model, batch.rows, control.getLong(8 * Long.BYTES));
+            control.putLong(8 * Long.BYTES, 0);
+            int width = gateway.spec(model).outputWidth();
             for (int i = 0; i < batch.size; i++) {
                 Pending p = batch.items[i];
                 if (!p.claim()) {
@@ -185,6 +190,7 @@ public final class WorkerLane {
             }
         } finally {
             batch.clear();
+            queue.returning(index);
         }
     }
 
@@ -209,6 +215,7 @@ public final class WorkerLane {
             }
         } finally {
             batch.clear();
+            queue.returning(index);
         }
     }
 

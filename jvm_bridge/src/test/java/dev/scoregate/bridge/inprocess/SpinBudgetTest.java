@@ -48,7 +48,7 @@ class SpinBudgetTest {
     @Test
     void noBudgetMeansNoSpinning() {
         SpinBudget none = new SpinBudget(0);
-        RequestQueue queue = new RequestQueue(1, 1, 10, 10, 0, none, TimeUnit.SECONDS.toNanos(5));
+        RequestQueue queue = new RequestQueue(1, 1, 10, 10, 0, none, TimeUnit.SECONDS.toNanos(5), 0);
         long start = System.nanoTime();
         assertEquals(0, queue.take(0, TimeUnit.MILLISECONDS.toNanos(20), new RequestQueue.Batch(10)));
         long took = System.nanoTime() - start;
@@ -60,7 +60,7 @@ class SpinBudgetTest {
     void aSpinningLaneSeesAnArrivalWithoutASignalAndGivesItsPermitBack() throws Exception {
         SpinBudget budget = new SpinBudget(4);
         // A long lane spin: the arrival lands while the lane spins, so only the spin loop can see it.
-        RequestQueue queue = new RequestQueue(1, 2, 10, 10, 0, budget, TimeUnit.SECONDS.toNanos(10));
+        RequestQueue queue = new RequestQueue(1, 2, 10, 10, 0, budget, TimeUnit.SECONDS.toNanos(10), 0);
         ExecutorService lanes = Executors.newSingleThreadExecutor();
         try {
             RequestQueue.Batch batch = new RequestQueue.Batch(10);
@@ -85,7 +85,7 @@ class SpinBudgetTest {
     @Test
     void aSpinningLaneStopsForCloseAndForABusyLane() throws Exception {
         SpinBudget budget = new SpinBudget(1);
-        RequestQueue queue = new RequestQueue(1, 2, 10, 10, 0, budget, TimeUnit.SECONDS.toNanos(30));
+        RequestQueue queue = new RequestQueue(1, 2, 10, 10, 0, budget, TimeUnit.SECONDS.toNanos(30), 0);
         ExecutorService lanes = Executors.newSingleThreadExecutor();
         try {
             Future<Integer> taken = lanes.submit(() -> queue.take(0, TimeUnit.SECONDS.toNanos(30),
