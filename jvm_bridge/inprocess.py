@@ -31,6 +31,7 @@ never closes a session under a running batch.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import threading
@@ -298,6 +299,10 @@ class InProcessHost:
             w.start()
         jpype.JClass("dev.scoregate.bridge.ModelGateways").register(self.java_gateway)
         self._started = True
+        # A process that exits with the workers still inside Java hangs for ever: JPype's exit hook destroys the
+        # JVM, a worker returning from take() blocks at the JVM's final safepoint while holding the GIL, and the
+        # exit hook waits for the GIL. Exit hooks run last-registered first, so this one runs before JPype's.
+        atexit.register(self.close)
         return self
 
     def new_arena(self, slots: int, max_rows: int, features: int) -> Any:
@@ -322,6 +327,7 @@ class InProcessHost:
     def close(self, timeout_s: float = 10.0) -> None:
         import jpype
 
+        atexit.unregister(self.close)
         if self._started:
             jpype.JClass("dev.scoregate.bridge.ModelGateways").unregister(self.java_gateway)
         self.java_gateway.close()

@@ -7,6 +7,7 @@ Java, exactly like a Java thread would wait) and Java programs run through ``hos
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -343,3 +344,35 @@ def test_workers_report_what_a_batch_costs_so_short_ones_gather_on_one_lane(engi
             jg.scoringCostNanos("nope", 1)
     with InProcessHost(engine, InProcessOptions(workers=2, gather_us=0)) as host:
         assert host.java_gateway.options().gatherNanos() == 0
+
+
+_EXIT_WITHOUT_CLOSE = """
+from gateway.engine import Engine
+from gateway.runtime import ModelRuntime
+from jvm_bridge.inprocess import InProcessHost, InProcessOptions
+from jvm_bridge.jvm import start_jvm
+from onnx_builders import logistic_model
+
+start_jvm()
+engine = Engine([ModelRuntime.load(logistic_model(16)[0], name="m")])
+# Workers that come back from Java all the time: the moment the JVM is destroyed, one of them is on its way out.
+InProcessHost(engine, InProcessOptions(workers=2, take_timeout_ms=0.01, lane_spin_us=0)).start()
+print("exiting", flush=True)
+"""
+
+
+def test_a_process_that_exits_without_closing_the_host_exits() -> None:
+    """JPype destroys the JVM at exit; a worker leaving a Java call then blocks at the JVM's last safepoint with the
+    GIL held, and the exit hook waits for the GIL for ever (2 runs in 6 hung before the host closed itself at exit)."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"}
+    for _ in range(4):
+        proc = subprocess.run(
+            [sys.executable, "-c", _EXIT_WITHOUT_CLOSE],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0 and "exiting" in proc.stdout, proc.stderr[-2000:]
