@@ -58,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--models", type=Path, default=DEFAULT_DEMO_DIR / "models", help="model directory (%(default)s)")
     serve.add_argument("--workers", type=int, default=2, help="Python scoring threads (default %(default)s)")
     serve.add_argument("--max-delay-us", type=float, default=0.0, help="batching delay (default %(default)s: none)")
+    serve.add_argument(
+        "--gather-us",
+        type=float,
+        default=100.0,
+        help="batches that score in less than this keep to the worker already scoring instead of waking another "
+        "(the workers share one GIL; default %(default)s; 0: never)",
+    )
     serve.add_argument("--jvm-arg", action="append", default=[], help="JVM option, repeatable (e.g. -Xmx2g)")
     serve.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the Java main class (after --)")
 
@@ -205,7 +212,8 @@ def _serve(args: argparse.Namespace) -> int:
     engine = Engine.from_directory(args.models)
     start_jvm([p for p in args.classpath.split(":") if p], args.jvm_arg)
     java_args = args.args[1:] if args.args[:1] == ["--"] else args.args
-    with InProcessHost(engine, InProcessOptions(workers=args.workers, max_delay_us=args.max_delay_us)) as host:
+    options = InProcessOptions(workers=args.workers, max_delay_us=args.max_delay_us, gather_us=args.gather_us)
+    with InProcessHost(engine, options) as host:
         freeze_startup_heap()
         host.run_main(args.jvm_main, java_args)
     return 0
