@@ -175,11 +175,10 @@ final class RequestQueue {
     }
 
     /**
-     * How long, at most, to leave the queue to a lane other than {@code self}: one that is scoring short batches of
-     * the only queued model (its recent runs took less than a wake-up) and will take everything queued in one batch.
-     * A lane that has scored for longer than {@link #STUCK_FACTOR} times that bound may be stuck and counts for
-     * nothing. 0 if there is
-     * no such lane. Under the lock.
+     * How long, at most, to leave the queue to a lane other than {@code self} that is scoring, when everything queued
+     * is one batch of one model that costs less than gatherNanos: that lane takes it all when it is back. A lane that
+     * has scored for longer than {@link #STUCK_FACTOR} times gatherNanos may be stuck and counts for nothing. 0 if
+     * there is no such lane. Under the lock.
      */
     private long dueBack(int self) {
         if (queuedModels != 1 || queuedRows > maxBatchRows) {
