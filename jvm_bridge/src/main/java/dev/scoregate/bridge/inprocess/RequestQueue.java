@@ -160,18 +160,13 @@ final class RequestQueue {
                     return ADMITTED;
                 }
             }
-            if (spinningLanes == 0 && returningLanes.get() == 0 && idleLanes > 0 && !aLaneIsDueBack()) {
-                signalIdleLane(); // a spinning, returning or nearly done lane sees the arrival by itself
+            if (spinningLanes == 0 && returningLanes.get() == 0 && idleLanes > 0 && dueBack(-1) == 0) {
+                signalIdleLane(); // a spinning, returning or scoring lane (dueBack) sees the arrival by itself
             }
             return ADMITTED;
         } finally {
             lock.unlock();
         }
-    }
-
-    /** Whether an arrival may leave the idle lanes asleep for a scoring lane (see {@link #dueBack}). */
-    private boolean aLaneIsDueBack() {
-        return dueBack(-1) > 0;
     }
 
     /**

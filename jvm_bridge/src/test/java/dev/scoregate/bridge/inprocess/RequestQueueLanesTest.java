@@ -46,6 +46,14 @@ class RequestQueueLanesTest {
         return new RequestQueue(models, 2, 100, 64, 0, new SpinBudget(0), 0, gatherNanos);
     }
 
+    /** Lane 0 takes a request of model 0 and is scoring it; returns lane 0's batch. */
+    private static RequestQueue.Batch laneZeroScores(RequestQueue queue) {
+        RequestQueue.Batch zero = new RequestQueue.Batch(64);
+        queue.offer(pending(0));
+        assertEquals(1, queue.take(0, 0, zero));
+        return zero;
+    }
+
     /** Lane 1 takes from another thread; returns once it is parked in the queue. */
     private Future<Integer> parkLaneOne(RequestQueue queue, RequestQueue.Batch batch) throws InterruptedException {
         Future<Integer> taken = laneOne.submit(() -> queue.take(1, LONG_TIMEOUT, batch));
@@ -60,10 +68,8 @@ class RequestQueueLanesTest {
     @Test
     void anArrivalWhileALaneIsReturningStaysWithThatLane() throws Exception {
         RequestQueue queue = queue(1, 0); // no gathering: only the returning rule
-        RequestQueue.Batch zero = new RequestQueue.Batch(64);
+        RequestQueue.Batch zero = laneZeroScores(queue);
         RequestQueue.Batch one = new RequestQueue.Batch(64);
-        queue.offer(pending(0));
-        assertEquals(1, queue.take(0, 0, zero));
         Future<Integer> laneOneTook = parkLaneOne(queue, one);
 
         zero.clear();
@@ -86,10 +92,8 @@ class RequestQueueLanesTest {
     void shortBatchesGatherOnTheScoringLaneASecondModelWakesTheIdleOne() throws Exception {
         RequestQueue queue = queue(2, TimeUnit.SECONDS.toNanos(10)); // nobody is late within this test
         queue.scored(0, 1, 20_000); // a 1-row batch of model 0 takes 20 us
-        RequestQueue.Batch zero = new RequestQueue.Batch(64);
+        laneZeroScores(queue); // lane 0 scores
         RequestQueue.Batch one = new RequestQueue.Batch(64);
-        queue.offer(pending(0));
-        assertEquals(1, queue.take(0, 0, zero)); // lane 0 scores
         Future<Integer> laneOneTook = parkLaneOne(queue, one);
 
         Pending short1 = pending(0);
@@ -106,10 +110,8 @@ class RequestQueueLanesTest {
     @Test
     void longBatchesAndUnknownCostsWakeTheIdleLane() throws Exception {
         RequestQueue queue = queue(1, TimeUnit.MILLISECONDS.toNanos(1));
-        RequestQueue.Batch zero = new RequestQueue.Batch(64);
+        laneZeroScores(queue); // lane 0 scores
         RequestQueue.Batch one = new RequestQueue.Batch(64);
-        queue.offer(pending(0));
-        assertEquals(1, queue.take(0, 0, zero));
         Future<Integer> laneOneTook = parkLaneOne(queue, one);
         Pending unknown = pending(0); // no cost reported yet: assume the batch is worth a second lane
         queue.offer(unknown);
@@ -130,10 +132,8 @@ class RequestQueueLanesTest {
         long gather = TimeUnit.MILLISECONDS.toNanos(50);
         RequestQueue queue = queue(1, gather);
         queue.scored(0, 1, 10_000);
-        RequestQueue.Batch zero = new RequestQueue.Batch(64);
+        laneZeroScores(queue); // lane 0 scores
         RequestQueue.Batch one = new RequestQueue.Batch(64);
-        queue.offer(pending(0));
-        assertEquals(1, queue.take(0, 0, zero));
         long laneZeroScoring = System.nanoTime();
         Pending left = pending(0);
         queue.offer(left); // no lane is idle: nobody to wake
@@ -151,13 +151,11 @@ class RequestQueueLanesTest {
     @Test
     void costsAreKeptAsASlowlyRisingFloorPerSizeClass() throws Exception {
         RequestQueue queue = queue(1, TimeUnit.MILLISECONDS.toNanos(1));
-        RequestQueue.Batch zero = new RequestQueue.Batch(64);
-        RequestQueue.Batch one = new RequestQueue.Batch(64);
         queue.scored(0, 1, 100_000); // 0.1 ms: short
         queue.scored(0, 1, 10_000_000); // one 10 ms batch (the lane was descheduled): the floor rises by 1/16 only
         queue.scored(0, 32, 5_000_000); // batches of 17-32 rows are long: their own class
-        queue.offer(pending(0));
-        assertEquals(1, queue.take(0, 0, zero));
+        laneZeroScores(queue); // lane 0 scores
+        RequestQueue.Batch one = new RequestQueue.Batch(64);
         Future<Integer> laneOneTook = parkLaneOne(queue, one);
         queue.offer(pending(0));
         Thread.sleep(QUIET_MS);
