@@ -67,12 +67,12 @@ def load_package(package: Package, options: RuntimeOptions | None = None) -> Mod
 def warm_runtime(runtime: ModelRuntime, package: Package) -> None:
     """Run the package's reference inputs through ``runtime`` at its declared batch, so the first request does not
     pay for lazy allocation; fails (and the version does not serve) if the model errors on them."""
-    ref = package.reference()
+    inputs = package.reference_inputs()
     batch = package.manifest.latency_budget.batch
-    rows = np.ascontiguousarray(ref.inputs[np.arange(batch) % len(ref.inputs)])
+    rows = np.ascontiguousarray(inputs[np.arange(batch) % len(inputs)])
     # Every reference row goes through the model; a separate run of all of them only when the declared batch does
     # not already hold each one (a run is Python work with the GIL held, next to the serving threads).
-    runs = (rows, rows[:1]) if batch >= len(ref.inputs) else (ref.inputs, rows, rows[:1])
+    runs = (rows, rows[:1]) if batch >= len(inputs) else (inputs, rows, rows[:1])
     for x in runs:
         if runtime.inputs and len(runtime.inputs) == 1 and len(runtime.outputs) == 1:
             runtime.score(np.ascontiguousarray(x))

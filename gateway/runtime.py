@@ -136,7 +136,9 @@ class _ThreadState:
 
     def __init__(self, session: ort.InferenceSession) -> None:
         self.binding = session.io_binding()
-        self.general = session.io_binding()
+        # The general path's binding, made on its first use: most threads only ever score(), and a thread's first
+        # call on a new version pays for each binding it makes (right after a swap, on every serving thread).
+        self.general: ort.IOBinding | None = None
         self.x: np.ndarray[Any, Any] | None = None
         self.x_shape: tuple[int, ...] = ()
         self.x_flat: np.ndarray[Any, Any] | None = None
@@ -316,6 +318,8 @@ class ModelRuntime:
         except AttributeError:
             st = self._local.state = _ThreadState(session)
         binding = st.general
+        if binding is None:
+            binding = st.general = session.io_binding()
         batch = next(iter(inputs.values())).shape[0]
         for name, arr in inputs.items():
             binding.bind_input(name, "cpu", 0, arr.dtype, arr.shape, arr.ctypes.data)

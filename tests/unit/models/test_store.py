@@ -18,6 +18,7 @@ from models.package import (
     PackageExistsError,
     Reference,
     pack_directory,
+    read_reference_inputs,
     write_reference,
 )
 from models.store import ArtifactStore
@@ -165,6 +166,40 @@ def test_reference_reads_plain_compressed_and_fortran_ordered_archives(tmp_path:
     fortran = tmp_path / "fortran.npz"
     np.savez(fortran, inputs=np.asfortranarray(x), expected=expected)
     assert Reference.load(fortran).inputs.tolist() == x.tolist()
+
+
+def test_reference_inputs_for_warm_up_read_every_layout_as_native_float32(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(6, 3)).astype(np.float32)
+    expected = rng.random(6).astype(np.float32)
+    (tmp_path / "plain").mkdir()
+    layouts = {
+        "plain": write_reference(tmp_path / "plain", x, expected),  # the fast path
+        "compressed": tmp_path / "compressed.npz",
+        "fortran": tmp_path / "fortran.npz",
+        "big_endian": tmp_path / "big_endian.npz",
+        "float64": tmp_path / "float64.npz",
+        "inputs_not_first": tmp_path / "inputs_not_first.npz",
+    }
+    np.savez_compressed(layouts["compressed"], inputs=x, expected=expected)
+    np.savez(layouts["fortran"], inputs=np.asfortranarray(x), expected=expected)
+    np.savez(layouts["big_endian"], inputs=x.astype(">f4"), expected=expected)
+    np.savez(layouts["float64"], inputs=x.astype(np.float64), expected=expected)
+    np.savez(layouts["inputs_not_first"], expected=expected, inputs=x)
+    for layout, path in layouts.items():
+        got = read_reference_inputs(path)
+        assert got.dtype == np.float32 and got.dtype.isnative and got.flags.c_contiguous, layout
+        assert np.array_equal(got, x), layout
+
+
+def test_reference_inputs_of_a_damaged_archive_are_a_corrupt_package(tmp_path: Path) -> None:
+    (tmp_path / "r").mkdir()
+    path = write_reference(tmp_path / "r", np.ones((4, 2), np.float32), np.zeros(4, np.float32))
+    raw = path.read_bytes()
+    for damaged in (raw[:60], raw[:200], b"not a zip", b""):  # cut inside the header, inside the data; no zip
+        path.write_bytes(damaged)
+        with pytest.raises(CorruptPackageError, match="unreadable"):
+            read_reference_inputs(path)
 
 
 def test_a_damaged_reference_is_a_corrupt_package(tmp_path: Path) -> None:
