@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     py4j.add_argument("--host", default="127.0.0.1", help="listen address (default %(default)s)")
     py4j.add_argument("--port", type=int, default=25334, help="Py4J port; 0 picks a free one (default %(default)s)")
     py4j.add_argument("--workers", type=int, default=2, help="scoring threads per client JVM (default %(default)s)")
+    add_metrics_port_argument(py4j)
 
     grpc = sub.add_parser(
         "serve-grpc",
@@ -92,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     grpc.add_argument("--host", default="127.0.0.1", help="listen address (default %(default)s)")
     grpc.add_argument("--port", type=int, default=8001, help="gRPC port; 0 picks a free one (default %(default)s)")
     grpc.add_argument("--workers", type=int, default=4, help="server threads (default %(default)s)")
+    add_metrics_port_argument(grpc)
     grpc.add_argument(
         "--max-in-flight", type=int, default=64, help="calls admitted at once, running or queued (default %(default)s)"
     )
@@ -169,6 +171,17 @@ def _monitor(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_metrics_port_argument(parser: argparse.ArgumentParser) -> None:
+    """The servers' ``--metrics-port`` option (``args.metrics_port``: ``None`` when off)."""
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="also serve Prometheus metrics at http://HOST:PORT/metrics: per model and version, calls, rows, errors, "
+        "latency and batch-size histograms (Triton's is 8002; 0 picks a free port; default: off)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "demo":
@@ -184,7 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve-py4j":
         from jvm_bridge.py4j_server import Py4jServerOptions, serve
 
-        return serve(args.models, Py4jServerOptions(host=args.host, port=args.port, workers=args.workers))
+        return serve(
+            args.models,
+            Py4jServerOptions(host=args.host, port=args.port, workers=args.workers),
+            metrics_port=args.metrics_port,
+        )
     if args.command == "models":
         from gateway.engine import Engine
 
@@ -239,7 +256,7 @@ def _serve_grpc(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"serve-grpc: {exc}", file=sys.stderr)
         return 2
-    return serve(args.models, options, pipeline_demo=args.pipeline)
+    return serve(args.models, options, pipeline_demo=args.pipeline, metrics_port=args.metrics_port)
 
 
 if __name__ == "__main__":

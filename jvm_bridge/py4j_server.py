@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from gateway.blas import single_threaded_blas
+from gateway.cli import add_metrics_port_argument
 from gateway.engine import Engine
 from gateway.heap import freeze_startup_heap
 from jvm_bridge.shm_ring import SERVING, check_platform, remove_stale_files
@@ -338,21 +339,30 @@ def client_classpath() -> list[str]:
     return [str(p) for p in entries]
 
 
-def serve(models: str | Path, options: Py4jServerOptions | None = None) -> int:
-    """Loads ``models``, serves them until SIGTERM or SIGINT, then closes cleanly. Prints one line once listening."""
+def serve(models: str | Path, options: Py4jServerOptions | None = None, metrics_port: int | None = None) -> int:
+    """Loads ``models``, serves them until SIGTERM or SIGINT, then closes cleanly. Prints one line once listening.
+    With ``metrics_port``, also Prometheus ``/metrics`` on the same host at that port (0: a free one)."""
+    from gateway.monitoring.endpoint import MetricsEndpoint
+
     engine = Engine.from_directory(models)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    metrics: MetricsEndpoint | None = None
     try:
         with Py4jServer(engine, options) as server:
+            if metrics_port is not None:
+                metrics = MetricsEndpoint(engine, server.options.host, metrics_port)
             freeze_startup_heap()
             print(
                 f"scoregate py4j gateway listening on {server.options.host}:{server.port} "
-                f"({len(engine)} models, pid {os.getpid()})",
+                f"({len(engine)} models, pid {os.getpid()})"
+                + (f"; metrics on {metrics.url}" if metrics is not None else ""),
                 flush=True,
             )
             stop.wait()
     finally:
+        if metrics is not None:
+            metrics.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         engine.close()
@@ -367,6 +377,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=d.port, help="Py4J port; 0 picks a free one (default %(default)s)")
     parser.add_argument("--workers", type=int, default=d.workers, help="scoring threads per client (%(default)s)")
     parser.add_argument("--spin-us", type=float, default=d.spin_us, help="idle spin before sleeping (%(default)s)")
+    add_metrics_port_argument(parser)
 
 
 def options_from(args: argparse.Namespace) -> Py4jServerOptions:
@@ -382,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with contextlib.suppress(BrokenPipeError):
-        return serve(args.models, options_from(args))
+        return serve(args.models, options_from(args), metrics_port=args.metrics_port)
     return 0
 
 

@@ -227,9 +227,18 @@ class GrpcServer:
         self.stop()
 
 
-def serve(models: str | Path, options: GrpcServerOptions, pipeline_demo: str | Path | None = None) -> int:
+def serve(
+    models: str | Path,
+    options: GrpcServerOptions,
+    pipeline_demo: str | Path | None = None,
+    metrics_port: int | None = None,
+) -> int:
     """Load ``models`` and serve them until SIGTERM or SIGINT; one line is printed once listening. With
-    ``pipeline_demo`` (a built demo directory), also serve ``scoregate.v1.AdDecisionService`` over its pipeline."""
+    ``pipeline_demo`` (a built demo directory), also serve ``scoregate.v1.AdDecisionService`` over its pipeline; with
+    ``metrics_port``, Prometheus ``/metrics`` on ``options.host`` at that port (0: a free one; see
+    :class:`gateway.monitoring.endpoint.MetricsEndpoint`)."""
+    from gateway.monitoring.endpoint import MetricsEndpoint
+
     engine = Engine.from_directory(models)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -241,18 +250,24 @@ def serve(models: str | Path, options: GrpcServerOptions, pipeline_demo: str | P
 
         pipeline = Pipeline.for_demo(engine, pipeline_demo)
         services.append(decision_service(pipeline))
+    metrics: MetricsEndpoint | None = None
     try:
         with GrpcServer(engine, options, services) as server:
+            if metrics_port is not None:
+                metrics = MetricsEndpoint(engine, options.host, metrics_port)
             freeze_startup_heap()
             scheme = "TLS" if options.tls_cert else "plaintext"
             auth = ", bearer token required" if options.token else ""
             print(
                 f"scoregate gRPC (KServe V2) listening on {server.address} ({scheme}{auth}; {len(engine)} models, "
-                f"{options.workers} workers, pid {os.getpid()})",
+                f"{options.workers} workers, pid {os.getpid()})"
+                + (f"; metrics on {metrics.url}" if metrics is not None else ""),
                 flush=True,
             )
             stop.wait()
     finally:
+        if metrics is not None:
+            metrics.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if pipeline is not None:

@@ -131,6 +131,9 @@ class Monitor:
         self._step_lock = threading.Lock()
         self.unwatched_calls = 0
         self.steps = 0
+        self._follow: Engine | None = None  # follow(): the engine whose served versions are watched
+        self._follow_stage = ""
+        self._followed: set[tuple[str, str]] = set()
         self._worker: Worker | None = None
         self._worker = Worker(self.step, o.interval_s)
 
@@ -222,6 +225,38 @@ class Monitor:
     def detach(self, engine: Engine) -> None:
         if engine.monitor is self:
             engine.monitor = None
+        if self._follow is engine:
+            self._follow = None
+
+    def follow(self, engine: Engine, stage: str = "serving") -> None:
+        """Observe every call ``engine`` serves (:meth:`attach`) and watch every version it serves, as versions come
+        and go (hot swaps, canaries, rollbacks): what a server's metrics endpoint needs.
+
+        Each step compares the watched versions with ``engine.refs()``: a version that serves is watched under
+        ``stage`` (latency, calls, errors and batch sizes; no references, so no shift or drift), and a version this
+        method watched that no longer serves is dropped once a step has seen no call of it. A new version's calls
+        before the next step count under ``unwatched_calls``. Versions watched by :meth:`watch` stay as they are.
+        """
+        with self._step_lock:
+            self._follow_stage = stage
+            self._follow = engine
+            self._follow_versions(set())
+        self.attach(engine)
+
+    def _follow_versions(self, quiet: set[tuple[str, str]]) -> None:
+        """Watch what the followed engine serves; forget what it no longer serves among ``quiet`` (no call staged
+        in this step), so a version still draining its last calls keeps its series until they are counted."""
+        engine = self._follow
+        if engine is None:
+            return
+        serving = {(name, version) for name, _, version in (ref.partition("@") for ref in engine.refs())}
+        for name, version in sorted(serving - self._watched.keys()):
+            self.watch(name, version, stage=self._follow_stage)
+            self._followed.add((name, version))
+        gone = {key for key in self._followed - serving if key in quiet}
+        if gone:
+            self._watched = {k: w for k, w in self._watched.items() if k not in gone}  # replaced whole, as in watch()
+            self._followed -= gone
 
     def add_gate(self, gate: RegressionGate) -> RegressionGate:
         """Report ``gate`` with the monitor's figures (the lifecycle drives it)."""
@@ -300,13 +335,17 @@ class Monitor:
         """Drain staging and events; update detectors, joins, calibration and gauges."""
         with self._step_lock:
             t = self._now(now)
-            for w in self._watched.values():
+            quiet: set[tuple[str, str]] = set()
+            for key, w in self._watched.items():
                 staged = w.staging.swap()
+                if not staged.calls:
+                    quiet.add(key)
                 try:
                     self._drain(w, staged, t)
                 finally:
                     staged.clear()
                 time.sleep(0)
+            self._follow_versions(quiet)
             self._drain_requests(t)
             self._join(t)
             self.steps += 1

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +64,46 @@ def _drive(proc: subprocess.Popen[str]) -> None:
     assert scores.shape == (3,) and np.all((scores > 0) & (scores < 1))
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=WAIT_S) == 0
+
+
+def test_serve_grpc_serves_prometheus_metrics_of_what_it_scored(demo_dir: Path, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(demo_dir / "models" / "pctr_lr", models / "pctr_lr")
+    with subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve-grpc", "--models", str(models), "--port", "0", "--workers", "2",
+         "--metrics-port", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    ) as proc:  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            banner = proc.stdout.readline()
+            assert "; metrics on http://127.0.0.1:" in banner, banner
+            address = banner.split(" listening on ")[1].split(" ")[0]
+            url = banner.split("; metrics on ")[1].strip()
+            client = tritonclient_grpc.InferenceServerClient(address)
+            version = client.get_model_metadata("pctr_lr", as_json=True)["versions"][0]
+            features = int(client.get_model_metadata("pctr_lr", as_json=True)["inputs"][0]["shape"][1])
+            for rows in (1, 8, 8, 64, 2):
+                inp = tritonclient_grpc.InferInput("features", [rows, features], "FP32")
+                inp.set_data_from_numpy(np.zeros((rows, features), np.float32))
+                client.infer("pctr_lr", [inp])
+            labels = f'model="pctr_lr",stage="serving",version="{version}"'
+            deadline = time.monotonic() + WAIT_S  # the monitor's worker aggregates once a second
+            while True:
+                with urllib.request.urlopen(url, timeout=10) as resp:
+                    text = resp.read().decode()
+                if f"scoregate_model_requests_total{{{labels}}} 5.0" in text or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert f"scoregate_model_requests_total{{{labels}}} 5.0" in text, text[-2000:]
+            assert f"scoregate_model_rows_total{{{labels}}} 83.0" in text
+            assert f"scoregate_model_latency_seconds_count{{{labels}}} 5.0" in text
+            assert f'scoregate_model_batch_size_bucket{{le="8",{labels}}} 4.0' in text
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=WAIT_S) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
 
 
 def test_serve_grpc_rejects_half_a_tls_pair(tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,9 +117,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _gateway(models: Path, port: int = 0, workers: int = 2) -> tuple[Proc, int]:
+def _gateway(models: Path, port: int = 0, workers: int = 2, *extra: str) -> tuple[Proc, int]:
     args = [sys.executable, "-m", "jvm_bridge.py4j_server", "--models", str(models)]
-    proc = Proc([*args, "--port", str(port), "--workers", str(workers)])
+    proc = Proc([*args, "--port", str(port), "--workers", str(workers), *extra])
     try:
         line = proc.expect("scoregate py4j gateway listening on ", timeout=120)
     except BaseException:
@@ -149,6 +151,33 @@ def _echo_inputs(requests: int, rows: int, features: int) -> np.ndarray:
     """ShmClientMain's documented echo inputs: request k, row r, feature f = k/2 + r/4 + (f mod 8)/8."""
     k, r, f = np.meshgrid(np.arange(requests), np.arange(rows), np.arange(features), indexing="ij")
     return (k / 2 + r / 4 + (f % 8) / 8).astype(np.float32).reshape(requests * rows, features)
+
+
+def test_metrics_endpoint_counts_what_java_scored_through_shared_memory(models: Path) -> None:
+    proc, port = _gateway(models, 0, 1, "--metrics-port", "0")
+    try:
+        banner = proc.lines[-1]
+        assert "; metrics on http://127.0.0.1:" in banner, banner
+        url = banner.split("; metrics on ")[1].strip()
+        java = _java("echo", "127.0.0.1", port, "pctr", 2, 3)
+        try:
+            assert java.finish()[-1] == "OK"
+        finally:
+            java.stop()
+        # echo scores 3 requests of 2 rows, then one more asynchronously: 4 calls, 8 rows
+        series = 'scoregate_model_requests_total{model="pctr",stage="serving",version="3"} 4.0'
+        deadline = time.monotonic() + 30  # the monitor's worker aggregates once a second
+        while True:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                text = resp.read().decode()
+            if series in text or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert series in text, text[-2000:]
+        assert 'scoregate_model_rows_total{model="pctr",stage="serving",version="3"} 8.0' in text
+    finally:
+        proc.stop(signal.SIGTERM)
+    assert proc.popen.returncode == 0, str(proc)
 
 
 @pytest.mark.parametrize(("model", "rows", "requests"), [("pctr", 2, 3), ("bench_mlp", 256, 2)])
