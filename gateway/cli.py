@@ -21,6 +21,7 @@ This module is where the gateway is assembled from its transports, so it alone i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -66,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
         "(the workers share one GIL; default %(default)s; 0: never)",
     )
     serve.add_argument("--jvm-arg", action="append", default=[], help="JVM option, repeatable (e.g. -Xmx2g)")
+    add_metrics_port_argument(serve, "127.0.0.1")
     serve.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the Java main class (after --)")
 
     py4j = sub.add_parser(
@@ -171,14 +173,14 @@ def _monitor(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_metrics_port_argument(parser: argparse.ArgumentParser) -> None:
+def add_metrics_port_argument(parser: argparse.ArgumentParser, host: str = "HOST") -> None:
     """The servers' ``--metrics-port`` option (``args.metrics_port``: ``None`` when off)."""
     parser.add_argument(
         "--metrics-port",
         type=int,
         metavar="PORT",
-        help="also serve Prometheus metrics at http://HOST:PORT/metrics: per model and version, calls, rows, errors, "
-        "latency and batch-size histograms (Triton's is 8002; 0 picks a free port; default: off)",
+        help=f"also serve Prometheus metrics at http://{host}:PORT/metrics: per model and version, calls, rows, "
+        "errors, latency and batch-size histograms (Triton's is 8002; 0 picks a free port; default: off)",
     )
 
 
@@ -230,7 +232,12 @@ def _serve(args: argparse.Namespace) -> int:
     start_jvm([p for p in args.classpath.split(":") if p], args.jvm_arg)
     java_args = args.args[1:] if args.args[:1] == ["--"] else args.args
     options = InProcessOptions(workers=args.workers, max_delay_us=args.max_delay_us, gather_us=args.gather_us)
-    with InProcessHost(engine, options) as host:
+    with InProcessHost(engine, options) as host, contextlib.ExitStack() as stack:
+        if args.metrics_port is not None:
+            from gateway.monitoring.endpoint import MetricsEndpoint
+
+            metrics = stack.enter_context(MetricsEndpoint(engine, "127.0.0.1", args.metrics_port))
+            print(f"scoregate metrics on {metrics.url}", file=sys.stderr, flush=True)  # stdout is the Java program's
         freeze_startup_heap()
         host.run_main(args.jvm_main, java_args)
     return 0

@@ -37,7 +37,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from time import thread_time_ns
+from time import perf_counter_ns, thread_time_ns
 from typing import Any
 
 import numpy as np
@@ -166,7 +166,7 @@ class _Worker(threading.Thread):
         try:
             while True:
                 try:
-                    self._loop(lane, control, take, complete, fail, refs, timeout_ns, views, handles)
+                    self._loop(lane, control, take, complete, fail, refs, timeout_ns, views, handles, self.host.engine)
                     return
                 except Exception as exc:  # a fault of this loop must neither strand a batch nor end the lane
                     log.exception("lane %d: scoring loop failed; its batch fails, the lane goes on", self.index)
@@ -187,6 +187,7 @@ class _Worker(threading.Thread):
         timeout_ns: int,
         views: dict[tuple[int, int, int, int, int, int], tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]],
         handles: _Handles,
+        engine: Engine,
     ) -> None:
         while True:
             try:
@@ -203,12 +204,17 @@ class _Worker(threading.Thread):
             # The batch's model decides the view's shape: two models of different widths share staging offsets.
             key = (buffer, in_off, out_off, rows, features, width)
             pair = views.get(key)
+            runtime: ModelRuntime | None = None
+            # The engine's monitoring hook (a metrics endpoint), when one is attached: it sees each batch as one
+            # scoring call, before complete() hands the buffers back to Java.
+            monitor = engine.monitor
             try:
                 # Under a handle on the version serving now: a hot swap cannot close it while this batch runs.
                 runtime = handles.get(model, refs[model])
                 if pair is None:
                     pair = self._view(runtime, buffer, in_off, out_off, rows, features, width)
                 self.last_batch = pair
+                wall = perf_counter_ns() if monitor is not None else 0
                 if self.batches & _COST_SAMPLE:
                     runtime.score(pair[0], pair[1])
                 else:  # one batch in 8: the thread CPU clock costs ~0.7 µs a read, 5 % of a batch-1 call
@@ -217,6 +223,9 @@ class _Worker(threading.Thread):
                     # This thread's CPU time, GIL waits left out: the queue learns which batches run short.
                     control[8] = thread_time_ns() - started
             except Exception as exc:  # every error is reported to the Java callers
+                if monitor is not None and runtime is not None:
+                    with contextlib.suppress(Exception):
+                        monitor.failed(runtime.name, runtime.version, exc)
                 self.failures += count
                 message = str(exc) if isinstance(exc, ScoregateError) else f"{type(exc).__name__}: {exc}"
                 try:
@@ -224,6 +233,9 @@ class _Worker(threading.Thread):
                 except Exception:
                     log.exception("lane %d: fail() failed", self.index)
                 continue
+            if monitor is not None:
+                with contextlib.suppress(Exception):  # monitoring never fails a batch that scored
+                    monitor.observe(runtime.name, runtime.version, pair[0], pair[1], perf_counter_ns() - wall)
             try:
                 complete()
             except Exception:

@@ -204,13 +204,40 @@ def test_big_endian_and_heap_buffers_are_rejected_in_java(host: InProcessHost) -
         builder.featureBuffer(heap).scoreBuffer(out).build()
 
 
+def test_a_metrics_monitor_sees_every_batch_and_error_java_sent(host: InProcessHost, engine: Engine) -> None:
+    from gateway.monitoring import Monitor, MonitorOptions
+
+    java = _java()
+    gateway = java.ModelGateways.get()
+    monitor = Monitor(MonitorOptions(interval_s=0))
+    monitor.follow(engine)
+    try:
+        arena = host.new_arena(1, 8, FEATURES)
+        with arena.acquire() as slot:
+            _fill(slot, np.ones((8, FEATURES), dtype=np.float32))
+            for rows in (1, 4, 8):  # one caller, one at a time: each request is its own batch
+                gateway.score(_request(slot, rows, "pctr"))
+            slot.features().put(3, float("nan"))
+            with pytest.raises(java.InvalidInputException):
+                gateway.score(_request(slot, 2, "pctr"))
+        monitor.step()
+        watched = monitor.watched("pctr", "3")
+        assert (watched.calls, watched.rows) == (3, 13)
+        assert watched.key.stage == "serving"
+        assert monitor.counters.get("model_errors", ("pctr", "3", "serving", "NonFiniteInputError")) == 1
+    finally:
+        monitor.detach(engine)
+        monitor.close()
+
+
 def test_serve_cli_runs_a_java_main_against_the_demo_models(demo_dir: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "gateway", "serve", "--models", str(demo_dir / "models"),
+        [sys.executable, "-m", "gateway", "serve", "--models", str(demo_dir / "models"), "--metrics-port", "0",
          "--jvm-main", "dev.scoregate.bridge.inprocess.EchoMain", "--", "pctr_gbdt"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "scoregate metrics on http://127.0.0.1:" in proc.stderr  # on stderr: stdout is the Java program's
     lines = proc.stdout.strip().splitlines()
     assert lines[-1] == "OK" and len(lines) == 7
     assert all(0.0 <= float(v) <= 1.0 for v in lines[:-1])
