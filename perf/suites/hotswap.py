@@ -21,6 +21,10 @@ Figures (acceptance names):
   the machine's own noise moves one round, not the median);
 * ``swap_rss_after_over_before``: resident set size after all swaps (and a GC) over before the first swap.
 
+Diagnostics beside them: the scoring call's own service time (``*_service_p50_us`` / ``_p99_us``) in steady windows,
+and during swaps for a thread's first call on a new version and for its other calls, with the share of first calls
+(``swap_first_call_share``): the cost a swap puts on each serving thread, apart from the loads' interference.
+
 Quick mode (CI): fewer swaps and shorter windows; full mode: 100 swaps. This suite measures itself (it needs the
 failure count and the process's RSS), so it runs in this process rather than the harness's forks.
 """
@@ -123,17 +127,37 @@ def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:
     counter = itertools.count()
     failures: list[str] = []
     local = threading.local()
+    # Scoring-call service times (the runtime's own call, not the open-loop latency) by phase and by whether the
+    # call was its thread's first on that version: what a swap costs each thread apart from the loads' interference.
+    service: dict[str, list[int]] = {"steady": [], "swap_first": [], "swap_other": []}
+    phase = ["steady"]
 
     def op() -> None:
         name = names[next(counter) % len(names)]
         outs: dict[str, np.ndarray[Any, Any]] | None = getattr(local, "outs", None)
         if outs is None:  # caller-owned output buffers, one set per request thread, as a transport keeps them
             outs = local.outs = {}
+            local.last = {}  # name -> the runtime this thread last scored it with
         try:
             out = outs.get(name)
-            result = engine.score(name, inputs[name], out)
+            # What Engine.score does (hold the version serving now, score, let go), keeping the runtime in hand.
+            harness = engine.acquire(name)
+            try:
+                runtime = harness.value
+                assert runtime is not None  # a served harness holds its runtime
+                started = time.perf_counter_ns()
+                result = runtime.score(inputs[name], out)
+                latency_ns = time.perf_counter_ns() - started
+            finally:
+                harness.release()
             if out is None:
                 outs[name] = result
+            first = local.last.get(name) is not runtime  # each load is a new runtime, even of the same version
+            local.last[name] = runtime
+            if phase[0] == "steady":
+                service["steady"].append(latency_ns)
+            else:
+                service["swap_first" if first else "swap_other"].append(latency_ns)
         except Exception as exc:  # counted, never raised: an open-loop driver must keep its schedule
             failures.append(f"{name}: {type(exc).__name__}: {exc}")
 
@@ -142,6 +166,7 @@ def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:
     elapsed = {"steady": 0.0, "swap": 0.0}
 
     loop.run(op, plan.steady_seconds)  # warm-up: threads, bindings, allocator
+    service["steady"].clear()
     gc.collect()
     rss_before = rss_bytes()
     version = "1"
@@ -177,6 +202,7 @@ def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:
                     done.set()
 
             thread = threading.Thread(target=swapper, name="swapper")
+            phase[0] = "swap"
             thread.start()
             while not done.is_set():
                 m = loop.run(op, plan.chunk_seconds)
@@ -184,6 +210,7 @@ def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:
                 elapsed["swap"] += m.elapsed_s
                 round_swap.extend(m.latencies_ns)
             thread.join()
+            phase[0] = "steady"
             round_ratios.append(float(np.percentile(round_swap, 99) / np.percentile(round_steady, 99)))
             if errors:
                 raise errors[0]
@@ -212,6 +239,15 @@ def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:
         "swap_p99_us": rows[1]["p99_us"],
         "rss_before_mb": rss_before / 2**20,
         "rss_after_mb": rss_after / 2**20,
+        # Diagnostics: the scoring call alone (no queueing), steady windows against a thread's first call on a new
+        # version and its other calls during swaps.
+        "swap_first_call_share": len(service["swap_first"])
+        / max(1, len(service["swap_first"]) + len(service["swap_other"])),
+        **{
+            f"{kind}_service_{q}_us": float(np.percentile(service[kind], int(q[1:]))) / 1e3 if service[kind] else 0.0
+            for kind in ("steady", "swap_first", "swap_other")
+            for q in ("p50", "p99")
+        },
     }
     doc = document_rows("hotswap", quick, rows, figures, asdict(plan))
     doc["failures"] = failures[:20]
@@ -224,6 +260,11 @@ def notes(doc: Any) -> str:
         f"\n{int(f['swaps'])} swaps of {doc['results'][0]['params']['models']} models; a swap (load, warm, switch, "
         f"drain, close all models) took {f['swap_seconds_p50']:.3f} s at the median, {f['swap_seconds_max']:.3f} s "
         f"at most. RSS {f['rss_before_mb']:.1f} MiB before the swaps, {f['rss_after_mb']:.1f} MiB after.\n"
+        f"\nThe scoring call alone (µs, p50 / p99): steady {f['steady_service_p50_us']:.0f} / "
+        f"{f['steady_service_p99_us']:.0f}; during swaps, a thread's first call on a new version "
+        f"{f['swap_first_service_p50_us']:.0f} / {f['swap_first_service_p99_us']:.0f} "
+        f"({100 * f['swap_first_call_share']:.0f} % of the calls), its other calls "
+        f"{f['swap_other_service_p50_us']:.0f} / {f['swap_other_service_p99_us']:.0f}.\n"
     )
 
 
