@@ -79,6 +79,28 @@ def test_same_array_reshaped_in_place_is_revalidated(rt: ModelRuntime, batch: Ba
         rt.score(x, np.empty(4, dtype=np.float32))
 
 
+def test_callers_cycling_through_buffers_get_each_buffers_scores(
+    rt: ModelRuntime, logistic: tuple[bytes, np.ndarray, float], batch: Batch
+) -> None:
+    """A thread keeps a binding per buffer it scores from (arena and ring slots): past the number it keeps, and
+    when one buffer's memory is read as another shape, every call still scores its own rows into its own output."""
+    _, w, b = logistic
+    xs = [batch(rows) for rows in (1, 16, 64) for _ in range(15)]  # 45 buffers: more than a thread keeps (32)
+    outs = [np.empty(len(x), dtype=np.float32) for x in xs]
+    for _ in range(2):
+        for x, out in zip(xs, outs, strict=True):
+            x[:] = batch(len(x))
+            assert rt.score(x, out) is out
+            np.testing.assert_allclose(out, reference_scores(x, w, b), rtol=1e-5, atol=1e-6)
+    whole, whole_out = batch(64), np.full(64, -1.0, dtype=np.float32)
+    half, half_out = whole[:32], whole_out[:32]  # the same addresses, other shapes
+    for x, out in ((whole, whole_out), (half, half_out), (whole, whole_out)):
+        whole_out[:] = -1.0
+        rt.score(x, out)
+        np.testing.assert_allclose(out, reference_scores(x, w, b), rtol=1e-5, atol=1e-6)
+        assert (whole_out[len(x) :] == -1.0).all()  # nothing written past this call's rows
+
+
 # ----------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     ("make", "error", "message"),
