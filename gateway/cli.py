@@ -21,7 +21,6 @@ This module is where the gateway is assembled from its transports, so it alone i
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from pathlib import Path
 
@@ -225,6 +224,7 @@ def _features(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from gateway.engine import Engine
     from gateway.heap import freeze_startup_heap
+    from gateway.monitoring.endpoint import metrics_endpoint
     from jvm_bridge.inprocess import InProcessHost, InProcessOptions
     from jvm_bridge.jvm import start_jvm
 
@@ -232,11 +232,8 @@ def _serve(args: argparse.Namespace) -> int:
     start_jvm([p for p in args.classpath.split(":") if p], args.jvm_arg)
     java_args = args.args[1:] if args.args[:1] == ["--"] else args.args
     options = InProcessOptions(workers=args.workers, max_delay_us=args.max_delay_us, gather_us=args.gather_us)
-    with InProcessHost(engine, options) as host, contextlib.ExitStack() as stack:
-        if args.metrics_port is not None:
-            from gateway.monitoring.endpoint import MetricsEndpoint
-
-            metrics = stack.enter_context(MetricsEndpoint(engine, "127.0.0.1", args.metrics_port))
+    with InProcessHost(engine, options) as host, metrics_endpoint(engine, "127.0.0.1", args.metrics_port) as metrics:
+        if metrics is not None:
             print(f"scoregate metrics on {metrics.url}", file=sys.stderr, flush=True)  # stdout is the Java program's
         freeze_startup_heap()
         host.run_main(args.jvm_main, java_args)

@@ -242,11 +242,32 @@ class Engine:
         outputs: Mapping[str, np.ndarray[Any, Any]] | None = None,
         key: bytes | None = None,
     ) -> dict[str, np.ndarray[Any, Any]]:
+        """Run model ``name`` (or ``name@version``) on named ``inputs``; see :meth:`ModelRuntime.run`.
+
+        The general path (several inputs or outputs, other dtypes: the gRPC endpoint's). The monitoring hook sees
+        the call as it sees :meth:`score`, with its latency, the first input as ``x`` and the first output as the
+        scores, and its failures. The rollout observer does not: canary and shadow comparisons are of scores.
+        """
         harness = self.acquire(name, key)
+        version = harness.id.version
+        t0 = time.perf_counter_ns()
         try:
-            return harness.value.run(inputs, outputs)  # type: ignore[union-attr]
+            result = harness.value.run(inputs, outputs)  # type: ignore[union-attr]  # READY harnesses hold a value
+        except Exception as exc:
+            monitor = self.monitor
+            if monitor is not None:
+                monitor.failed(harness.id.name, version, exc)
+            raise
         finally:
             harness.release()
+        latency = time.perf_counter_ns() - t0
+        monitor = self.monitor
+        if monitor is not None and inputs and result:
+            x = next(iter(inputs.values()))
+            out = next(iter(result.values()))
+            if x.ndim and out.ndim and out.dtype.kind in "fiub":  # a batch of numbers: what the hook counts
+                monitor.observe(harness.id.name, version, x, out, latency)
+        return result
 
     def close(self) -> None:
         """Stop the manager; every version drains, then closes."""

@@ -342,16 +342,16 @@ def client_classpath() -> list[str]:
 def serve(models: str | Path, options: Py4jServerOptions | None = None, metrics_port: int | None = None) -> int:
     """Loads ``models``, serves them until SIGTERM or SIGINT, then closes cleanly. Prints one line once listening.
     With ``metrics_port``, also Prometheus ``/metrics`` on the same host at that port (0: a free one)."""
-    from gateway.monitoring.endpoint import MetricsEndpoint
+    from gateway.monitoring.endpoint import metrics_endpoint
 
     engine = Engine.from_directory(models)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    metrics: MetricsEndpoint | None = None
     try:
-        with Py4jServer(engine, options) as server:
-            if metrics_port is not None:
-                metrics = MetricsEndpoint(engine, server.options.host, metrics_port)
+        with (
+            Py4jServer(engine, options) as server,
+            metrics_endpoint(engine, server.options.host, metrics_port) as metrics,
+        ):
             freeze_startup_heap()
             print(
                 f"scoregate py4j gateway listening on {server.options.host}:{server.port} "
@@ -361,8 +361,6 @@ def serve(models: str | Path, options: Py4jServerOptions | None = None, metrics_
             )
             stop.wait()
     finally:
-        if metrics is not None:
-            metrics.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         engine.close()

@@ -237,7 +237,7 @@ def serve(
     ``pipeline_demo`` (a built demo directory), also serve ``scoregate.v1.AdDecisionService`` over its pipeline; with
     ``metrics_port``, Prometheus ``/metrics`` on ``options.host`` at that port (0: a free one; see
     :class:`gateway.monitoring.endpoint.MetricsEndpoint`)."""
-    from gateway.monitoring.endpoint import MetricsEndpoint
+    from gateway.monitoring.endpoint import metrics_endpoint
 
     engine = Engine.from_directory(models)
     stop = threading.Event()
@@ -250,11 +250,11 @@ def serve(
 
         pipeline = Pipeline.for_demo(engine, pipeline_demo)
         services.append(decision_service(pipeline))
-    metrics: MetricsEndpoint | None = None
     try:
-        with GrpcServer(engine, options, services) as server:
-            if metrics_port is not None:
-                metrics = MetricsEndpoint(engine, options.host, metrics_port)
+        with (
+            GrpcServer(engine, options, services) as server,
+            metrics_endpoint(engine, options.host, metrics_port) as metrics,
+        ):
             freeze_startup_heap()
             scheme = "TLS" if options.tls_cert else "plaintext"
             auth = ", bearer token required" if options.token else ""
@@ -266,8 +266,6 @@ def serve(
             )
             stop.wait()
     finally:
-        if metrics is not None:
-            metrics.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if pipeline is not None:

@@ -12,6 +12,7 @@ the stage label ``serving``. Series, with the ``scoregate_`` prefix, per model a
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from gateway.monitoring.metrics import serve_metrics
@@ -20,7 +21,7 @@ from gateway.monitoring.monitor import Monitor, MonitorOptions
 if TYPE_CHECKING:
     from gateway.engine import Engine
 
-__all__ = ["MetricsEndpoint"]
+__all__ = ["MetricsEndpoint", "metrics_endpoint"]
 
 
 class MetricsEndpoint:
@@ -61,3 +62,11 @@ class MetricsEndpoint:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def metrics_endpoint(
+    engine: Engine, host: str, port: int | None
+) -> contextlib.AbstractContextManager[MetricsEndpoint | None]:
+    """A server's ``--metrics-port``: a :class:`MetricsEndpoint` for ``engine``, or ``None`` when ``port`` is
+    ``None``; closed on leaving the ``with`` block either way."""
+    return MetricsEndpoint(engine, host, port) if port is not None else contextlib.nullcontext()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx_builders import two_input_model
 
 from gateway.engine import Engine
 from gateway.errors import InvalidInputError, ModelLoadError, ModelNotFoundError
@@ -75,3 +76,19 @@ def test_monitor_hook_sees_every_call_pinned_or_not_and_failures(
     engine.monitor = None
     engine.score("pctr", np.zeros((3, 16), np.float32))
     assert len(hook.calls) == 2
+
+
+def test_monitor_hook_sees_general_path_runs_and_their_failures(tmp_path: Path) -> None:
+    (tmp_path / "pair" / "1").mkdir(parents=True)
+    (tmp_path / "pair" / "1" / "model.onnx").write_bytes(two_input_model())
+    engine = Engine.from_directory(tmp_path)
+    hook = _Hook()
+    engine.monitor = hook
+    a = np.ones((3, 4), np.float32)
+    result = engine.run("pair", {"a": a, "b": a})
+    np.testing.assert_array_equal(result["sum"], 2 * a)
+    with pytest.raises(InvalidInputError):
+        engine.run("pair", {"a": a})  # input b missing
+    assert [(m, v, s) for m, v, s, _ in hook.calls] == [("pair", "1", (3, 4))]
+    assert 0 < hook.calls[0][3] < 10**9
+    assert hook.failures == [("pair", "1", "InputNameError")]
