@@ -2,12 +2,12 @@
 the engine it serves.
 
 The ``serve-grpc`` and ``serve-py4j`` commands start one with ``--metrics-port``: every :meth:`Engine.score
-<gateway.engine.Engine.score>` call is observed on the serving thread (staged, bounded, no allocation), the monitor's
-worker aggregates once a second, and a scrape reads the aggregates. Every version the engine serves is watched,
-including versions that go live after start-up (:meth:`Monitor.follow <gateway.monitoring.Monitor.follow>`), under
-the stage label ``serving``. Series, with the ``scoregate_`` prefix, per model and version: ``model_requests_total``,
-``model_rows_total``, ``model_nonfinite_scores_total``, ``model_errors_total`` (by exception kind), and the
-``model_latency_seconds`` and ``model_batch_size`` histograms.
+<gateway.engine.Engine.score>` and :meth:`Engine.run <gateway.engine.Engine.run>` call is observed on the serving thread
+(staged, bounded, no allocation), the monitor's worker aggregates once a second, and a scrape reads the aggregates.
+Every version the engine serves is watched, including versions that go live after start-up (:meth:`Monitor.follow
+<gateway.monitoring.Monitor.follow>`), under the stage label ``serving``. Series, with the ``scoregate_`` prefix, per
+model and version: ``model_requests_total``, ``model_rows_total``, ``model_nonfinite_scores_total``,
+``model_errors_total`` (by exception kind), and the ``model_latency_seconds`` and ``model_batch_size`` histograms.
 """
 
 from __future__ import annotations
