@@ -25,6 +25,9 @@ import java.util.concurrent.locks.LockSupport;
  *       {@code TAKEN -> DONE} (staged copy-back) or {@code TAKEN -> IN_PLACE} (before Python scores in place).</li>
  *   <li>A request scored in place cannot be given up on: Python writes into its slot while it runs, so the caller
  *       waits for the lane even past the deadline, and gets whatever the lane reports.</li>
+ *   <li>Leaving {@link #IN_PLACE} is a CAS too: once Python has marked the batch scored
+ *       ({@link WorkerLane#scored}), a caller that is spinning for it takes its success itself, without waiting for
+ *       the lane's {@code complete()}, which then skips it. A batch that fails is never marked.</li>
  * </ol>
  */
 final class Pending {
@@ -73,6 +76,9 @@ final class Pending {
     boolean queuedAlone;
 
     volatile int state;
+    /** In place: the lane scoring it and the batch's sequence number (see {@link WorkerLane#scored}). */
+    private volatile WorkerLane lane;
+    private long sequence;
     /** Null until finished; then SUCCESS or a Failure. Set before the waiter is woken or the future completed. */
     private volatile Object outcome;
 
@@ -102,13 +108,31 @@ final class Pending {
         return STATE.compareAndSet(this, TAKEN, IN_PLACE);
     }
 
-    /** Lane: the right to write the outcome (and, when staged, the score buffer). False if abandoned. */
+    /** Lane, in place: the batch {@code sequence} of {@code lane} holds this request (before Python sees it). */
+    void scoredBy(WorkerLane lane, long sequence) {
+        this.sequence = sequence;
+        this.lane = lane; // the volatile write publishes the sequence
+    }
+
+    /**
+     * Lane: the right to write the outcome (and, when staged, the score buffer). False if abandoned, or if its
+     * spinning caller already took its success (rule 3).
+     */
     boolean claim() {
         if (state == IN_PLACE) {
-            state = DONE; // only the lane moves a request out of IN_PLACE
-            return true;
+            return STATE.compareAndSet(this, IN_PLACE, DONE);
         }
         return STATE.compareAndSet(this, TAKEN, DONE);
+    }
+
+    /** Caller, spinning: takes its success if Python marked its in-place batch scored (rule 3). */
+    private boolean scoredEarly() {
+        WorkerLane l = lane;
+        if (l != null && l.scored(sequence) && STATE.compareAndSet(this, IN_PLACE, DONE)) {
+            outcome = SUCCESS;
+            return true;
+        }
+        return false;
     }
 
     void succeed() {
@@ -189,6 +213,9 @@ final class Pending {
             long start = System.nanoTime();
             long limit = Math.min(spinNanos, deadline() - start);
             for (int i = 1; outcome == null && System.nanoTime() - start < limit && !spin.overcommitted(); i++) {
+                if (scoredEarly()) {
+                    break;
+                }
                 SpinBudget.pause(i);
             }
         } finally {

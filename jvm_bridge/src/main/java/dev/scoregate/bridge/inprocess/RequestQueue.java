@@ -214,6 +214,17 @@ final class RequestQueue {
         }
     }
 
+    /**
+     * Whether a batch of {@code rows} rows of {@code model} is known to score for at least gatherNanos. Such batches
+     * are not gathered on one lane, so nothing is lost when their caller, answered before its lane is back, queues
+     * the next request meanwhile: the lanes only early-answer those (see {@link WorkerLane#scored}). For a shorter
+     * batch the caller's next request would often go to the other lane, away from the warm one.
+     */
+    boolean runsLong(int model, int rows) {
+        long c = cost(model, rows);
+        return c > 0 && c >= gatherNanos;
+    }
+
     /** The cost {@link #scored} keeps for a batch of {@code rows} rows of {@code model}; 0 if unknown. */
     long cost(int model, int rows) {
         return runNanos[model * SIZE_CLASSES + sizeClass(rows)];

@@ -1,5 +1,7 @@
 package dev.scoregate.bridge.inprocess;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.List;
@@ -39,7 +41,11 @@ import java.util.List;
  * [7] outputWidth: outputs per row (the model's)
  * [8] written by Python before complete(): CPU nanoseconds of the scoring thread for the batch (0: not measured).
  *     It tells the queue which batches run short enough for one lane to gather their requests (see RequestQueue)
- * [9..15] reserved, 0
+ * [9] written by Python after an in-place batch scored, before complete(): the batch's sequence number, [10].
+ *     Optional; it lets a caller spinning for that request return at once instead of after complete(), for
+ *     batches known to score for at least gatherNanos (RequestQueue.runsLong)
+ * [10] sequence number of an in-place batch (buffer k &gt;= 0), new with each; stale for a staged batch
+ * [11..15] reserved, 0
  * </pre>
  * Buffer {@code -1} (staged): Java copied each request's rows into staging, contiguously from offset 0, in batch
  * order; {@code [4]} is {@link #stagingOutputOffset()}. Buffer {@code k} (in place): the batch is one request on a
@@ -76,6 +82,13 @@ public final class WorkerLane {
     private boolean staged;
     /** Between a take that returned a batch and the next take: this lane counts as a busy core. */
     private boolean busy;
+    /** The last in-place batch's sequence number, {@code control[10]}. */
+    private long sequence;
+
+    /** Plain and acquire reads of the control block's longs, in native order (the block is 64-byte aligned). */
+    private static final VarHandle LONGS = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.nativeOrder());
+    private static final int SCORED = 9 * Long.BYTES;
+    private static final int SEQUENCE = 10 * Long.BYTES;
 
     WorkerLane(InProcessGateway gateway, RequestQueue queue, SpinBudget spin, int index, int maxBatchRows, int maxFeatures,
                int maxOutputWidth) {
@@ -227,6 +240,11 @@ public final class WorkerLane {
             if (first.claimInPlace()) {
                 staged = false;
                 describe(first.model, first.rows(), first.arenaId, first.featureOffset, first.scoreOffset, 1, spec);
+                long seq = ++sequence;
+                control.putLong(SEQUENCE, seq);
+                if (queue.runsLong(first.model, first.rows())) {
+                    first.scoredBy(this, seq); // its caller may take the scores once Python marks the batch
+                }
                 return true;
             }
             batch.clear();
@@ -258,6 +276,14 @@ public final class WorkerLane {
         staged = true;
         describe(first.model, rows, STAGING, 0, outputOffset, live, spec);
         return true;
+    }
+
+    /**
+     * Whether Python marked in-place batch {@code seq} scored ({@code control[9]}): its outputs are in the request's
+     * slot. Read by that request's spinning caller, on its own thread.
+     */
+    boolean scored(long seq) {
+        return (long) LONGS.getAcquire(control, SCORED) == seq;
     }
 
     private void describe(int model, int rows, int buffer, int inputOffset, int outputOffset, int requests,

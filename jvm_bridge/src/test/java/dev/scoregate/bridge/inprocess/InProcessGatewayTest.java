@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.scoregate.bridge.DeadlineExceededException;
 import dev.scoregate.bridge.FeatureArena;
@@ -60,6 +61,48 @@ class InProcessGatewayTest extends GatewayFixture {
             ScoreResult scored = result.get(10, TimeUnit.SECONDS);
             assertScores(CTR, 1f, scored);
             assertEquals(new ModelId("ctr", "7"), scored.servedBy());
+        }
+    }
+
+    @Test
+    void aSpinningCallerOfALongInPlaceBatchTakesItsScoresOnceMarkedAndTheLaneSkipsIt() throws Exception {
+        assumeTrue(Runtime.getRuntime().availableProcessors() >= 2, "a caller spins only while a core is free");
+        InProcessGateway gateway = gateway(oneLane().withSpin(TimeUnit.SECONDS.toNanos(20), 0));
+        FeatureArena arena = gateway.newArena(1, 4, CTR.features());
+        WorkerLane lane = gateway.lane(0);
+        ByteBuffer control = lane.control();
+        try (FeatureArena.Slot slot = arena.acquire()) {
+            // Its cost unknown yet: a mark does not answer it; complete() does, and teaches the queue its cost.
+            CompletableFuture<ScoreResult> first = call(gateway, onSlot(slot, "ctr", 3, 1f, Duration.ofSeconds(30)));
+            assertEquals(1, lane.take(WAIT));
+            long seq = control.getLong(10 * Long.BYTES);
+            assertTrue(seq > 0);
+            FakePython.score(gateway, lane);
+            control.putLong(9 * Long.BYTES, seq);
+            Thread.sleep(50);
+            assertFalse(first.isDone(), "a batch not known to run long waits for complete()");
+            control.putLong(8 * Long.BYTES, TimeUnit.MILLISECONDS.toNanos(5)); // its CPU time: above gatherNanos
+            lane.complete();
+            assertScores(CTR, 1f, first.get(10, TimeUnit.SECONDS));
+
+            // Known to run long: the mark answers the spinning caller before complete(), which then skips it.
+            CompletableFuture<ScoreResult> second = call(gateway, onSlot(slot, "ctr", 3, 5f, Duration.ofSeconds(30)));
+            assertEquals(1, lane.take(WAIT));
+            assertEquals(seq + 1, control.getLong(10 * Long.BYTES));
+            FakePython.score(gateway, lane);
+            control.putLong(9 * Long.BYTES, seq); // the previous batch's mark
+            Thread.sleep(50);
+            assertFalse(second.isDone(), "a stale mark answers nothing");
+            control.putLong(9 * Long.BYTES, seq + 1);
+            assertScores(CTR, 5f, second.get(10, TimeUnit.SECONDS));
+            lane.complete(); // no second outcome, no error
+
+            // Unmarked (a failure is never marked), complete() or fail() answers as before.
+            CompletableFuture<ScoreResult> third = call(gateway, onSlot(slot, "ctr", 3, 9f, Duration.ofSeconds(30)));
+            assertEquals(1, lane.take(WAIT));
+            lane.fail(WorkerLane.INVALID_INPUT, "model 'ctr': NaN in row 2");
+            String message = failure(InvalidInputException.class, third).getMessage();
+            assertTrue(message.contains("NaN in row 2"), message);
         }
     }
 
