@@ -335,12 +335,15 @@ class InProcessHost:
         jpype.JClass(class_name).main(jpype.JArray(jpype.JString)([str(a) for a in args]))
 
     def stats(self) -> dict[str, int]:
-        """Batches, requests, rows scored and failed requests, summed over workers (approximate while running)."""
+        """Batches, requests, rows scored and failed requests, summed over workers (approximate while running), and
+        ``early_answers``: requests whose spinning Java caller took its scores on the lane's mark, before
+        ``complete()`` (long in-place batches, x86-64 only)."""
         return {
             "batches": sum(w.batches for w in self._workers),
             "requests": sum(w.requests for w in self._workers),
             "rows": sum(w.rows for w in self._workers),
             "failures": sum(w.failures for w in self._workers),
+            "early_answers": int(self.java_gateway.earlyAnswers()),
         }
 
     def close(self, timeout_s: float = 10.0) -> None:

@@ -104,6 +104,7 @@ def run(calls: int, threads: int, rows: int, demo_dir: Path, tolerance: float = 
         "rss_after_mb": round(after, 1),
         "onnx_runs": stats["batches"],
         "requests_per_onnx_run": round(stats["requests"] / max(1, stats["batches"]), 2),
+        "early_answers": stats["early_answers"],
     }
 
 

@@ -336,6 +336,15 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
         return lanes[Objects.checkIndex(i, lanes.length)];
     }
 
+    /** Requests whose spinning caller took its scores on Python's mark, before the lane's complete() (all lanes). */
+    public long earlyAnswers() {
+        long n = 0;
+        for (WorkerLane lane : lanes) {
+            n += lane.earlyAnswers();
+        }
+        return n;
+    }
+
     /**
      * Allocates a {@link FeatureArena} registered with this gateway under the next small id ({@link
      * FeatureArena#registrationId()}, 0, 1, ...): a request alone in its batch on one of its slots is scored in

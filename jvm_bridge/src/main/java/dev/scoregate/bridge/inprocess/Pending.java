@@ -130,6 +130,7 @@ final class Pending {
         WorkerLane l = lane;
         if (l != null && l.scored(sequence) && STATE.compareAndSet(this, IN_PLACE, DONE)) {
             outcome = SUCCESS;
+            l.answeredEarly();
             return true;
         }
         return false;

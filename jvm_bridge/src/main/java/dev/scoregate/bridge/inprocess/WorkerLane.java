@@ -5,6 +5,7 @@ import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.List;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * One Python worker's door into an {@link InProcessGateway}: it takes a batch, scores it straight from direct
@@ -84,6 +85,8 @@ public final class WorkerLane {
     private boolean busy;
     /** The last in-place batch's sequence number, {@code control[10]}. */
     private long sequence;
+    /** Requests of this lane answered on Python's mark by their own callers (see {@link #scored}). */
+    private final LongAdder earlyAnswers = new LongAdder();
 
     /** Plain and acquire reads of the control block's longs, in native order (the block is 64-byte aligned). */
     private static final VarHandle LONGS = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.nativeOrder());
@@ -284,6 +287,15 @@ public final class WorkerLane {
      */
     boolean scored(long seq) {
         return (long) LONGS.getAcquire(control, SCORED) == seq;
+    }
+
+    /** A caller took its scores on the mark (its own thread). */
+    void answeredEarly() {
+        earlyAnswers.increment();
+    }
+
+    long earlyAnswers() {
+        return earlyAnswers.sum();
     }
 
     private void describe(int model, int rows, int buffer, int inputOffset, int outputOffset, int requests,
