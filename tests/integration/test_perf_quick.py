@@ -7,6 +7,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,14 +74,7 @@ def test_bridge_suite_quick(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_bridge_stress_short(demo_dir: Path, tmp_path: Path) -> None:
     """The CI variant of the 1M-call stress: 64 Java threads, 3 models, every output checked."""
-    out = tmp_path / "stress.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "perf.stress", "--calls", "30000", "--threads", "64",
-         "--demo-dir", str(demo_dir), "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    doc = json.loads(out.read_text())
+    doc = _stress(demo_dir, tmp_path, "--calls", "30000", "--threads", "64")
     assert doc["calls"] == 30000 and doc["errors"] == 0 and doc["mismatches"] == 0
     assert doc["requests_per_onnx_run"] > 1.0  # concurrent calls were micro-batched
     assert doc["rss_after_mb"] < doc["rss_before_mb"] + 200
@@ -90,15 +84,20 @@ def test_bridge_stress_short(demo_dir: Path, tmp_path: Path) -> None:
 def test_bridge_stress_long_in_place_batches(demo_dir: Path, tmp_path: Path) -> None:
     """One Java thread, 256 rows a call: each call is a batch scored in place, long enough that its spinning caller
     takes the scores on the lane's mark (x86-64), before complete(); every output still checked."""
-    out = tmp_path / "stress.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "perf.stress", "--calls", "3000", "--threads", "1", "--rows", "256",
-         "--demo-dir", str(demo_dir), "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    doc = json.loads(out.read_text())
+    doc = _stress(demo_dir, tmp_path, "--calls", "3000", "--threads", "1", "--rows", "256")
     assert doc["calls"] == 3000 and doc["errors"] == 0 and doc["mismatches"] == 0
     assert doc["requests_per_onnx_run"] == 1.0  # one caller: every batch is its request, in place
     if platform.machine().lower() in ("x86_64", "amd64"):
         assert doc["early_answers"] > 500, doc  # the first calls teach the queue each model's cost
+
+
+def _stress(demo_dir: Path, tmp_path: Path, *args: str) -> dict[str, Any]:
+    """Runs ``python -m perf.stress ARGS`` on the demo models and returns its JSON report."""
+    out = tmp_path / "stress.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "perf.stress", *args, "--demo-dir", str(demo_dir), "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc: dict[str, Any] = json.loads(out.read_text())
+    return doc
