@@ -137,23 +137,14 @@ def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:
         outs: dict[str, np.ndarray[Any, Any]] | None = getattr(local, "outs", None)
         if outs is None:  # caller-owned output buffers, one set per request thread, as a transport keeps them
             outs = local.outs = {}
-            local.last = {}  # name -> the runtime this thread last scored it with
+            local.last = {}  # name -> the version this thread last scored it with
         try:
             out = outs.get(name)
-            # What Engine.score does (hold the version serving now, score, let go), keeping the runtime in hand.
-            harness = engine.acquire(name)
-            try:
-                runtime = harness.value
-                assert runtime is not None  # a served harness holds its runtime
-                started = time.perf_counter_ns()
-                result = runtime.score(inputs[name], out)
-                latency_ns = time.perf_counter_ns() - started
-            finally:
-                harness.release()
+            result, served, latency_ns = engine.score_served(name, inputs[name], out)
             if out is None:
                 outs[name] = result
-            first = local.last.get(name) is not runtime  # each load is a new runtime, even of the same version
-            local.last[name] = runtime
+            first = local.last.get(name) != served  # every swap flips each model's version (1 <-> 2)
+            local.last[name] = served
             if phase[0] == "steady":
                 service["steady"].append(latency_ns)
             else:

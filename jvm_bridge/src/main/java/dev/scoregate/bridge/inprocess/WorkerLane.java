@@ -88,7 +88,7 @@ public final class WorkerLane {
     /** Requests of this lane answered on Python's mark by their own callers (see {@link #scored}). */
     private final LongAdder earlyAnswers = new LongAdder();
 
-    /** Plain and acquire reads of the control block's longs, in native order (the block is 64-byte aligned). */
+    /** Acquire reads of the control block's longs, in native order (the block is 64-byte aligned). */
     private static final VarHandle LONGS = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.nativeOrder());
     private static final int SCORED = 9 * Long.BYTES;
     private static final int SEQUENCE = 10 * Long.BYTES;
