@@ -199,11 +199,14 @@ class Engine:
         x: np.ndarray[Any, Any],
         out: np.ndarray[Any, Any] | None = None,
         key: bytes | None = None,
+        *,
+        observe: bool = False,
     ) -> tuple[np.ndarray[Any, Any], str, int]:
-        """:meth:`score` for a caller that observes its calls itself (the pipeline stages a whole request's calls
-        at once): returns the scores, the version that served and the call's latency in nanoseconds, and does not
-        call the monitoring hook's ``observe`` (failures still reach its ``failed``)."""
-        return self._score(name, x, out, key, None)
+        """:meth:`score` that also says which version served (a canary or the live one) and the call's latency in
+        nanoseconds. Unless ``observe``, the monitoring hook's ``observe`` is not called: for a caller that
+        observes its calls itself (the pipeline stages a whole request's calls at once); failures still reach its
+        ``failed``."""
+        return self._score(name, x, out, key, self.monitor if observe else None)
 
     def _score(
         self,
@@ -244,10 +247,21 @@ class Engine:
     ) -> dict[str, np.ndarray[Any, Any]]:
         """Run model ``name`` (or ``name@version``) on named ``inputs``; see :meth:`ModelRuntime.run`.
 
-        The general path (several inputs or outputs, other dtypes: the gRPC endpoint's). The monitoring hook sees
-        the call as it sees :meth:`score`, with its latency, the first input as ``x`` and the first output as the
-        scores, and its failures. The rollout observer does not: canary and shadow comparisons are of scores.
+        The general path (several inputs or outputs, other dtypes: the gRPC endpoint's). ``key`` routes as in
+        :meth:`score`. The monitoring hook sees the call as it sees :meth:`score`, with its latency, the first
+        input as ``x`` and the first output as the scores, and its failures. The rollout observer does not: canary
+        and shadow comparisons are of scores.
         """
+        return self.run_served(name, inputs, outputs, key)[0]
+
+    def run_served(
+        self,
+        name: str,
+        inputs: Mapping[str, np.ndarray[Any, Any]],
+        outputs: Mapping[str, np.ndarray[Any, Any]] | None = None,
+        key: bytes | None = None,
+    ) -> tuple[dict[str, np.ndarray[Any, Any]], str]:
+        """:meth:`run` that also says which version served."""
         harness = self.acquire(name, key)
         version = harness.id.version
         t0 = time.perf_counter_ns()
@@ -267,7 +281,7 @@ class Engine:
             out = next(iter(result.values()))
             if x.ndim and out.ndim and out.dtype.kind in "fiub":  # a batch of numbers: what the hook counts
                 monitor.observe(harness.id.name, version, x, out, latency)
-        return result
+        return result, version
 
     def close(self) -> None:
         """Stop the manager; every version drains, then closes."""

@@ -10,7 +10,13 @@ Rules of ``ModelInfer``, in order:
 
 1. The deadline: a request whose deadline has already passed is refused with DEADLINE_EXCEEDED
    before any work, and again after decoding (typed contents of a large batch take a while).
-2. The model: unknown name, or a ``model_version`` other than the one loaded, is NOT_FOUND.
+2. The model and its version. An unknown name is NOT_FOUND. ``model_version`` pins any version that
+   serves (a canary candidate, the previous version kept for a rollback), and one that does not is
+   NOT_FOUND. Without it the live version answers, or a canary candidate when the request carries
+   a ``routing_key`` parameter (a string, or an integer taken as its decimal digits) that the
+   rollout's share picks: the same key always reaches the same version. The response's
+   ``model_version`` is the version that scored the request. A ``routing_key`` of another type is
+   INVALID_ARGUMENT.
 3. The inputs: either every input is in ``raw_input_contents`` (one entry per input, in order)
    or every input has typed ``contents``; a mix, or a count that differs, is INVALID_ARGUMENT.
    Raw contents are scored straight from the request's bytes (numpy views, no copies).
@@ -23,7 +29,7 @@ Thread-safety: the service holds no per-request state; any number of server thre
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from typing import Any, TypeVar
 
@@ -41,7 +47,7 @@ from gateway.grpc.status import status_for
 from gateway.grpc.tensors import datatype_of, decode_raw, decode_typed, encode_raw, encode_typed, wire_shape
 from gateway.runtime import ModelRuntime
 
-__all__ = ["SERVICE_NAME", "InferenceService"]
+__all__ = ["ROUTING_KEY", "SERVICE_NAME", "InferenceService"]
 
 SERVICE_NAME = "inference.GRPCInferenceService"
 #: What ModelMetadata reports as the platform (Triton's name for ONNX Runtime models).
@@ -105,8 +111,11 @@ class InferenceService:
     def metadata(self, name: str, version: str = "") -> pb.ModelMetadataResponse:
         runtime = self._runtime(name, version)
         response = pb.ModelMetadataResponse(name=runtime.name, platform=PLATFORM)
-        if runtime.version:
+        if version:
             response.versions.append(runtime.version)
+        else:  # every version that serves (a pin may name any of them)
+            prefix = f"{runtime.name}@"
+            response.versions.extend(ref[len(prefix) :] for ref in self._engine.refs() if ref.startswith(prefix))
         for specs, tensors in ((runtime.inputs, response.inputs), (runtime.outputs, response.outputs)):
             for spec in specs:
                 tensors.add(name=spec.name, datatype=datatype_of(spec.dtype), shape=wire_shape(spec.dims))
@@ -119,6 +128,7 @@ class InferenceService:
         """
         self._check_deadline(deadline, "before scoring started")
         runtime = self._runtime(request.model_name, request.model_version)
+        key = _routing_key(runtime.name, request.parameters)
         raw = request.raw_input_contents
         inputs: dict[str, np.ndarray[Any, Any]] = {}
         if raw:
@@ -138,8 +148,9 @@ class InferenceService:
         if len(inputs) != len(request.inputs):
             raise InputNameError(runtime.name, "*", "the same input name appears twice")
         self._check_deadline(deadline, "while decoding the request")
-        outputs = self._score(runtime, inputs)
-        response = pb.ModelInferResponse(model_name=runtime.name, model_version=runtime.version, id=request.id)
+        ref = f"{runtime.name}@{runtime.version}" if request.model_version else runtime.name
+        outputs, served = self._score(runtime, ref, inputs, key)
+        response = pb.ModelInferResponse(model_name=runtime.name, model_version=served, id=request.id)
         wanted = [o.name for o in request.outputs] or [s.name for s in runtime.outputs]
         for name in wanted:
             arr = outputs.get(name)
@@ -155,24 +166,44 @@ class InferenceService:
 
     # -------------------------------------------------------------------------- internals
     def _runtime(self, name: str, version: str) -> ModelRuntime:
-        runtime = self._engine.runtime(name)
-        if version and version != runtime.version:
-            raise ModelNotFoundError(f"{name}@{version}", (f"{name}@{runtime.version}",))
-        return runtime
+        """The version a pin names, else the live one: for the signature (a candidate has the live one's)."""
+        if "@" in name or "@" in version:
+            raise ModelNotFoundError(f"{name}@{version}" if version else name, self._engine.names())
+        return self._engine.runtime(f"{name}@{version}" if version else name)
 
     def _check_deadline(self, deadline: float | None, when: str) -> None:
         if deadline is not None and self._clock() >= deadline:
             raise DeadlineExceededError(f"the request's deadline passed {when}")
 
-    def _score(self, runtime: ModelRuntime, inputs: dict[str, np.ndarray[Any, Any]]) -> dict[str, np.ndarray[Any, Any]]:
-        """Score through the engine (which holds the model's version for the call), by its fast path when
-        the model has one: one float32 input, one fixed-shape output (the ranking models)."""
+    def _score(
+        self, runtime: ModelRuntime, ref: str, inputs: dict[str, np.ndarray[Any, Any]], key: bytes | None
+    ) -> tuple[dict[str, np.ndarray[Any, Any]], str]:
+        """Score ``ref`` through the engine (which routes, and holds the version that serves for the call), by
+        its fast path when the model has one: one float32 input, one fixed-shape output (the ranking models).
+        Returns the outputs and the version that served."""
         if len(runtime.inputs) == 1 and len(runtime.outputs) == 1:
             x_spec, out_spec = runtime.inputs[0], runtime.outputs[0]
             x = inputs.get(x_spec.name)
             if x is not None and x.dtype == x_spec.dtype == np.float32 and out_spec.fixed_tail:
-                return {out_spec.name: self._engine.score(runtime.name, x)}
-        return self._engine.run(runtime.name, inputs)
+                scores, served, _ = self._engine.score_served(ref, x, key=key, observe=True)
+                return {out_spec.name: scores}, served
+        return self._engine.run_served(ref, inputs, key=key)
+
+
+#: The request parameter whose value makes canary routing sticky (see the module doc).
+ROUTING_KEY = "routing_key"
+
+
+def _routing_key(model: str, parameters: Mapping[str, pb.InferParameter]) -> bytes | None:
+    if ROUTING_KEY not in parameters:
+        return None
+    param = parameters[ROUTING_KEY]
+    kind = param.WhichOneof("parameter_choice")
+    if kind == "string_param":
+        return param.string_param.encode()
+    if kind in ("int64_param", "uint64_param"):
+        return str(getattr(param, kind)).encode()
+    raise InvalidInputError(model, ROUTING_KEY, f"must be a string or an integer parameter, got {kind or 'none'}")
 
 
 def _guarded(context: Any, call: Callable[[], _T]) -> _T:

@@ -18,12 +18,18 @@ import grpc
 import numpy as np
 import onnxruntime as ort
 import pytest
+from lifecycle_builders import FEATURES as LIFECYCLE_FEATURES
+from lifecycle_builders import package_dir
 
 from gateway.engine import Engine
 from gateway.grpc import GrpcServer, GrpcServerOptions
 from gateway.grpc.client import InferenceStub, infer_request, raw_outputs
 from gateway.grpc.protos import inference_pb2 as pb
+from gateway.rollout import RolloutController
 from gateway.runtime import ModelRuntime
+from models.manager import ManagerOptions
+from models.rollout import bucket
+from models.store import ArtifactStore
 
 tritonclient_grpc = pytest.importorskip("tritonclient.grpc")
 from tritonclient.utils import InferenceServerException  # noqa: E402
@@ -139,6 +145,47 @@ def test_tritonclient_sees_errors_as_statuses(
         triton.infer(model, [_triton_input(x, datatype)])
     assert info.value.status() == f"StatusCode.{status}"
     assert message in info.value.message()
+
+
+def test_tritonclient_pins_versions_and_takes_part_in_a_canary_by_routing_key(tmp_path: Path) -> None:
+    """Two versions serving, a 20 % canary of version 2: tritonclient's ``model_version`` pins either one, and its
+    ``routing_key`` parameter takes a request to the version the canary's share gives that key, every time."""
+    store = ArtifactStore(tmp_path / "store")
+    for version, bias in (("1", -3.0), ("2", 1.0)):
+        store.publish(package_dir(tmp_path / "src", "pctr", version, bias=bias))
+    engine = Engine.from_store(
+        store, manager_options=ManagerOptions(interval_s=0.0), require_validation=False, serve_latest=False
+    )
+    engine.manager.set_aspired("pctr", ["1"])
+    assert engine.manager.converge(WAIT_S)
+    rollouts = RolloutController(engine, start_worker=False)
+    try:
+        applied = rollouts.deploy("pctr", "2", canary_pct=20.0)
+        assert applied.ok, applied.error
+        x = np.zeros((3, LIFECYCLE_FEATURES), np.float32)
+        scores = {"1": 1 / (1 + np.exp(3.0)), "2": 1 / (1 + np.exp(-1.0))}
+        with GrpcServer(engine, GrpcServerOptions(port=0, workers=2)) as server:
+            client = tritonclient_grpc.InferenceServerClient(server.address)
+            assert client.get_model_metadata("pctr").versions == ["1", "2"]
+            for version in ("1", "2"):
+                result = client.infer("pctr", [_triton_input(x)], model_version=version)
+                assert result.get_response().model_version == version
+                np.testing.assert_allclose(result.as_numpy("score"), scores[version], rtol=1e-6)
+            with pytest.raises(InferenceServerException, match="pctr@3"):
+                client.infer("pctr", [_triton_input(x)], model_version="3")
+            served = []
+            for user in range(300):
+                key = f"user-{user}"
+                result = client.infer("pctr", [_triton_input(x)], parameters={"routing_key": key})
+                version = result.get_response().model_version
+                assert version == ("2" if bucket(key.encode()) < applied.state.threshold else "1")
+                np.testing.assert_allclose(result.as_numpy("score"), scores[version], rtol=1e-6)
+                served.append(version)
+            assert 0.1 < served.count("2") / len(served) < 0.3
+            client.close()
+    finally:
+        rollouts.close()
+        engine.close()
 
 
 # ------------------------------------------------------------------------------ bad requests, one server

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from lifecycle_builders import FEATURES as LIFECYCLE_FEATURES
+from lifecycle_builders import package_dir
 from onnx_builders import FEATURES, reference_scores, two_input_model
 
 from gateway.engine import Engine
@@ -20,8 +24,12 @@ from gateway.errors import (
 )
 from gateway.grpc.client import infer_request, raw_outputs
 from gateway.grpc.protos import inference_pb2 as pb
-from gateway.grpc.service import InferenceService
+from gateway.grpc.service import ROUTING_KEY, InferenceService
+from gateway.rollout import RolloutController
 from gateway.runtime import ModelRuntime
+from models.manager import ManagerOptions
+from models.rollout import bucket
+from models.store import ArtifactStore
 
 
 class _Clock:
@@ -87,7 +95,7 @@ def test_multi_input_model_runs_and_outputs_can_be_chosen(engine: Engine) -> Non
     ("mutate", "error", "match"),
     [
         (lambda r: setattr(r, "model_name", "nope"), ModelNotFoundError, "unknown model 'nope'"),
-        (lambda r: setattr(r, "model_version", "2"), ModelNotFoundError, r"'pctr@2'; loaded: pctr@3"),
+        (lambda r: setattr(r, "model_version", "2"), ModelNotFoundError, r"'pctr@2'; loaded: pair@1, pctr@3"),
         (lambda r: r.raw_input_contents.append(b""), InvalidInputError, "2 raw_input_contents for 1 inputs"),
         (lambda r: r.inputs[0].contents.fp32_contents.append(1.0), InvalidInputError, "has typed contents"),
         (lambda r: setattr(r.inputs[0], "name", "feats"), InputNameError, "no such input"),
@@ -145,3 +153,77 @@ def test_metadata_and_readiness(engine: Engine) -> None:
     assert not service.server_ready(pb.ServerReadyRequest(), None).ready
     assert not service.model_ready(pb.ModelReadyRequest(name="pctr"), None).ready
     assert not InferenceService(Engine()).server_ready(pb.ServerReadyRequest(), None).ready
+
+
+# ------------------------------------------------------------------------------ versions and canaries
+P1, P2 = 1 / (1 + np.exp(3.0)), 1 / (1 + np.exp(-1.0))  # the two versions' scores at x = 0 (sigmoid of the bias)
+
+
+@pytest.fixture
+def versioned(tmp_path: Path) -> Iterator[Engine]:
+    """``pctr`` at versions 1 (live) and 2, both serving."""
+    store = ArtifactStore(tmp_path / "store")
+    for version, bias in (("1", -3.0), ("2", 1.0)):
+        store.publish(package_dir(tmp_path / "src", "pctr", version, bias=bias))
+    engine = Engine.from_store(
+        store, manager_options=ManagerOptions(interval_s=0.0), require_validation=False, serve_latest=False
+    )
+    engine.manager.set_aspired("pctr", ["1", "2"], live="1")
+    assert engine.manager.converge(30)
+    yield engine
+    engine.close()
+
+
+def _zeros_request(version: str = "", key: Any = None) -> pb.ModelInferRequest:
+    request = infer_request("pctr", {"features": np.zeros((2, LIFECYCLE_FEATURES), np.float32)}, version)
+    if isinstance(key, bool):
+        request.parameters[ROUTING_KEY].bool_param = key
+    elif isinstance(key, str):
+        request.parameters[ROUTING_KEY].string_param = key
+    elif isinstance(key, int):
+        request.parameters[ROUTING_KEY].int64_param = key
+    return request
+
+
+def test_model_version_pins_any_version_that_serves(versioned: Engine) -> None:
+    service = InferenceService(versioned)
+    for version, expected, served in (("", P1, "1"), ("1", P1, "1"), ("2", P2, "2")):
+        response = service.infer(_zeros_request(version))
+        assert response.model_version == served
+        np.testing.assert_allclose(raw_outputs(response)["score"], expected, rtol=1e-6)
+    with pytest.raises(ModelNotFoundError, match=r"'pctr@7'; loaded: pctr@1, pctr@2"):
+        service.infer(_zeros_request("7"))
+    with pytest.raises(ModelNotFoundError, match="pctr@2@1"):
+        service.infer(infer_request("pctr@2", {"features": np.zeros((1, LIFECYCLE_FEATURES), np.float32)}, "1"))
+    assert list(service.metadata("pctr").versions) == ["1", "2"]
+    assert list(service.metadata("pctr", "2").versions) == ["2"]
+    assert service.model_ready(pb.ModelReadyRequest(name="pctr", version="2"), None).ready
+    assert not service.model_ready(pb.ModelReadyRequest(name="pctr", version="7"), None).ready
+
+
+def test_a_routing_key_takes_the_request_into_a_canary_sticky_and_the_response_names_the_version(
+    versioned: Engine,
+) -> None:
+    rollouts = RolloutController(versioned, start_worker=False)
+    applied = rollouts.deploy("pctr", "2", canary_pct=10.0)
+    assert applied.ok, applied.error
+    threshold = applied.state.threshold
+    service = InferenceService(versioned)
+    served = {}
+    for user in range(2000):
+        response = service.infer(_zeros_request(key=f"user-{user}"))
+        served[user] = response.model_version
+        assert served[user] == ("2" if bucket(f"user-{user}".encode()) < threshold else "1")
+        np.testing.assert_allclose(raw_outputs(response)["score"], P2 if served[user] == "2" else P1, rtol=1e-6)
+    assert 0.07 < sum(v == "2" for v in served.values()) / len(served) < 0.13
+    for user in (3, 17, 1999):  # sticky; an integer key is its decimal digits
+        assert service.infer(_zeros_request(key=f"user-{user}")).model_version == served[user]
+        assert (
+            service.infer(_zeros_request(key=user)).model_version
+            == service.infer(_zeros_request(key=str(user))).model_version
+        )
+    assert {service.infer(_zeros_request()).model_version for _ in range(50)} == {"1"}  # no key: the live version
+    assert service.infer(_zeros_request("1", key="user-3")).model_version == "1"  # a pin wins over the canary
+    with pytest.raises(InvalidInputError, match=r"routing_key.*string or an integer parameter, got bool_param"):
+        service.infer(_zeros_request(key=True))
+    rollouts.close()
