@@ -36,7 +36,7 @@ import contextlib
 import logging
 import platform
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from time import perf_counter_ns, thread_time_ns
 from typing import Any
@@ -115,13 +115,18 @@ class _Handles:
     keeps its handle while the registry's snapshot is the same object; a swap publishes a new snapshot, and the
     next batch lets go of every old handle before taking the new version's. An idle worker (``take`` timed out)
     lets go of everything, so a swapped-out version drains within one take timeout even without traffic.
+
+    Results name the version that scored them: whenever the version a new handle holds is not the one last named
+    to the lane for that model, ``serving(model, version)`` names it (a Java call, only after a swap).
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, serving: Callable[[int, str], None]) -> None:
         self._engine = engine
         self._registry = engine.manager.registry
+        self._serving = serving
         self._snapshot: object = None
         self._held: dict[int, Any] = {}
+        self._named: dict[int, str] = {}
 
     def get(self, model: int, ref: str) -> ModelRuntime:
         snapshot = self._registry.snapshot
@@ -130,7 +135,16 @@ class _Handles:
             self._snapshot = snapshot
         harness = self._held.get(model)
         if harness is None:
-            harness = self._held[model] = self._engine.acquire(ref)
+            harness = self._engine.acquire(ref)
+            version = harness.id.version
+            if self._named.get(model) != version:
+                try:
+                    self._serving(model, version)
+                except BaseException:
+                    harness.release()
+                    raise
+                self._named[model] = version
+            self._held[model] = harness
         runtime: ModelRuntime | None = harness.value
         assert runtime is not None  # a READY harness holds its value
         return runtime
@@ -167,7 +181,7 @@ class _Worker(threading.Thread):
         refs = self.host.refs
         timeout_ns = int(self.host.options.take_timeout_ms * 1e6)
         views = self._views
-        handles = _Handles(self.host.engine)
+        handles = _Handles(self.host.engine, lane.serving)
         try:
             while True:
                 try:
@@ -277,7 +291,8 @@ class InProcessHost:
     Start the JVM first (:func:`jvm_bridge.jvm.start_jvm`). :meth:`start` registers the gateway
     with ``ModelGateways`` so Java code finds it with ``ModelGateways.get()``; :meth:`close`
     unregisters it, fails pending Java calls with ``GatewayUnavailableException`` and stops the
-    workers. Models are fixed at construction for now (the model lifecycle adds hot-swap).
+    workers. The models are the engine's names at construction; a hot swap of a name's live version serves from
+    the lanes' next batch, and results name the version that scored (``WorkerLane.serving``).
     """
 
     def __init__(self, engine: Engine, options: InProcessOptions | None = None) -> None:

@@ -10,7 +10,7 @@ Layout (all integers native-endian, every 8-byte field 8-byte aligned)::
 
     header, 4096 bytes
       0  int64  magic "SCRGSHM1"           32  int64  slot stride (bytes, multiple of 64)
-      8  int32  layout version (1)         40  int64  offset of slot 0 (= 4096)
+      8  int32  layout version (2)         40  int64  offset of slot 0 (= 4096)
      12  int32  slots                      48  int32  features offset inside a slot
      16  int32  workers                    52  int32  scores offset inside a slot
      20  int32  max rows per slot          56  int32  message bytes per slot
@@ -24,6 +24,8 @@ Layout (all integers native-endian, every 8-byte field 8-byte aligned)::
      16  int32  features per row (Java)                   80  int32  message length (UTF-8 bytes)
      20  int32  outputs per row  (Java)                  128  bytes  message
      24  int64  deadline, gateway clock ns (Java)             88  int64  answered at, gateway clock ns (Python)
+                                                              96  int64  version that scored, as its number; -1:
+                                                                         not a number (Python)
    1024  float32 features, rows x features, row-major; then float32 scores at the scores offset
 
 Slot ``i`` is served by worker ``i % workers``. Each word has **one writer**: the Java request
@@ -87,7 +89,7 @@ __all__ = [
 ]
 
 MAGIC = int.from_bytes(b"SCRGSHM1", "little")
-VERSION = 1
+VERSION = 2
 HEADER_BYTES = 4096
 ALIGN = 64
 MAX_WORKERS = 32
@@ -99,7 +101,7 @@ H_HEARTBEAT, H_STATE, H_SLEEP = 64, 128, 192
 
 # Slot offsets.
 S_REQ_SEQ, S_MODEL, S_ROWS, S_FEATURES, S_WIDTH, S_DEADLINE = 0, 8, 12, 16, 20, 24
-S_RESP_SEQ, S_OUTCOME, S_CODE, S_MESSAGE_LENGTH, S_ANSWERED, S_MESSAGE = 64, 72, 76, 80, 88, 128
+S_RESP_SEQ, S_OUTCOME, S_CODE, S_MESSAGE_LENGTH, S_ANSWERED, S_SERVED, S_MESSAGE = 64, 72, 76, 80, 88, 96, 128
 SLOT_HEADER_BYTES = 1024
 MESSAGE_BYTES = SLOT_HEADER_BYTES - S_MESSAGE
 
@@ -283,12 +285,20 @@ class SharedRing:
         return np.ndarray(shape, np.float32, self.memory, offset=off)
 
     def respond(
-        self, slot: int, seq: int, outcome: int, code: int = 0, message: str = "", answered_ns: int = 0
+        self,
+        slot: int,
+        seq: int,
+        outcome: int,
+        code: int = 0,
+        message: str = "",
+        answered_ns: int = 0,
+        served: int = -1,
     ) -> None:
         """Writes the response line, the response seq last (the publication; see module doc).
 
         ``answered_ns`` (gateway clock) lets the client learn how long this model takes, so that it
-        parks through most of the wait instead of polling (``SlotRing.await``).
+        parks through most of the wait instead of polling (``SlotRing.await``). ``served``: the
+        version that scored, as its number (the result names it), -1 if it is not one.
         """
         i32, i64 = self.slot_words(slot)
         data = message.encode("utf-8")
@@ -300,6 +310,7 @@ class SharedRing:
         i32[S_CODE // 4] = code
         i32[S_MESSAGE_LENGTH // 4] = len(data)
         i64[S_ANSWERED // 8] = answered_ns
+        i64[S_SERVED // 8] = served
         i64[S_RESP_SEQ // 8] = seq
 
     # ------------------------------------------------------------------ files

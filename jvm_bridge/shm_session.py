@@ -6,9 +6,10 @@ threads owns the slots ``i % workers == w`` of the ring (:mod:`jvm_bridge.shm_ri
 
 1. scan its slots' request seqs (one numpy comparison) for requests it has not served;
 2. for each: skip it if its deadline has passed (``DeadlineExceededError``, never scored), else
-   ``engine.score(name, x, out)`` on numpy views of the slot, the one call every transport makes;
-   map any error through the tree to a code and message (:func:`jvm_bridge.inprocess.error_code`);
-   write the response, response seq last;
+   ``engine.score_served(name, x, out)`` on numpy views of the slot (the engine's scoring call,
+   which also says which version scored); map any error through the tree to a code and message
+   (:func:`jvm_bridge.inprocess.error_code`); write the response (with the version, so that
+   results name the one that scored after a hot swap), response seq last;
 3. when nothing is pending: spin ``spin_us`` re-scanning (a closed-loop client publishes its next
    request within microseconds of reading an answer), then sleep on its doorbell FIFO (sleep
    word, fence, last scan, ``select``; see :mod:`jvm_bridge.shm_ring`) until a client rings it or
@@ -290,7 +291,7 @@ class _RingWorker(threading.Thread):
                     "request; never scored"
                 )
             x, out = self._views(slot, model, name, rows, features, width)
-            session.engine.score(name, x, out)
+            _, version, _ = session.engine.score_served(name, x, out, observe=True)
         except Exception as exc:  # every error goes back to the caller, typed
             self.stats.failed += 1
             message = str(exc) if isinstance(exc, ScoregateError) else f"{type(exc).__name__}: {exc}"
@@ -298,7 +299,8 @@ class _RingWorker(threading.Thread):
             return
         self.stats.scored += 1
         self.stats.rows += rows
-        ring.respond(slot, seq, SCORED, answered_ns=session.clock())
+        served = int(version) if version.isdigit() else -1  # the package format's versions are numbers
+        ring.respond(slot, seq, SCORED, answered_ns=session.clock(), served=served)
 
     def _views(
         self, slot: int, model: int, name: str, rows: int, features: int, width: int

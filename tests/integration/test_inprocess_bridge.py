@@ -276,7 +276,8 @@ def test_models_of_different_widths_batched_concurrently_keep_their_shapes() -> 
 
 def test_a_hot_swap_under_java_callers_loses_no_call(logistic: Any) -> None:
     """Java threads keep calling while the live version is replaced 20 times: every call succeeds, each result is
-    one version's scores (old or new, never a closed session), and the new version serves at the end."""
+    one version's scores (old or new, never a closed session) and names the version that scored it, and the new
+    version serves at the end."""
     start_jvm()
     model_a, w, b = logistic
     model_b, w_b, b_b = logistic_model(FEATURES, seed=99)
@@ -288,6 +289,7 @@ def test_a_hot_swap_under_java_callers_loses_no_call(logistic: Any) -> None:
         arena = host.new_arena(4, 8, FEATURES)
         stop = threading.Event()
         seen: list[str] = []
+        named: list[tuple[str, str]] = []  # (servedBy, the model whose scores came back)
         errors: list[str] = []
 
         def caller() -> None:
@@ -295,12 +297,14 @@ def test_a_hot_swap_under_java_callers_loses_no_call(logistic: Any) -> None:
                 _fill(slot, x)
                 while not stop.is_set():
                     try:
-                        got = _scores(gateway.score(_request(slot, 8, "ctr")), 8)
+                        result = gateway.score(_request(slot, 8, "ctr"))
+                        got = _scores(result, 8)
                     except Exception as exc:  # a JException: what the test must never see
                         errors.append(str(exc))
                         continue
                     match = [k for k, v in want.items() if np.allclose(got, v, rtol=1e-5, atol=1e-6)]
                     seen.append(match[0] if match else "neither")
+                    named.append((str(result.servedBy()), seen[-1]))
 
         threads = [threading.Thread(target=caller) for _ in range(3)]
         for t in threads:
@@ -321,6 +325,10 @@ def test_a_hot_swap_under_java_callers_loses_no_call(logistic: Any) -> None:
     assert errors == []
     assert "neither" not in seen
     assert seen[-1] == "b" and {"a", "b"} <= set(seen)
+    # ctr@1 and the odd versions are model a; the even ones and the final 99 are model b
+    assert all(scored == ("b" if v == 99 or v % 2 == 0 else "a") for v, scored in ((int(n[4:]), s) for n, s in named))
+    assert named[-1] == ("ctr@99", "b")
+    assert len({n for n, _ in named}) > 2  # the results followed the swaps
 
 
 def test_a_fault_outside_scoring_fails_the_batch_and_the_lane_goes_on(engine: Engine) -> None:

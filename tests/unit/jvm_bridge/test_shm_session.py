@@ -27,8 +27,10 @@ from jvm_bridge.shm_ring import (
     MAGIC,
     S_DEADLINE,
     S_MESSAGE,
+    S_SERVED,
     SCORED,
     SERVING,
+    VERSION,
     RingLayout,
     SharedRing,
     remove_stale_files,
@@ -95,7 +97,7 @@ def test_layout_is_what_the_java_reader_checks(tmp_path: Path) -> None:
     try:
         header = np.ndarray((8,), np.int64, ring.memory)
         ints = np.ndarray((16,), np.int32, ring.memory)
-        assert int(header[0]) == MAGIC and ints[2:8].tolist() == [1, 3, 2, 10, 7, 1]
+        assert int(header[0]) == MAGIC and ints[2:8].tolist() == [VERSION, 3, 2, 10, 7, 1]
         assert int(header[4]) == layout.stride and int(header[5]) == HEADER_BYTES
         assert os.path.getsize(ring.path) == layout.size == HEADER_BYTES + 3 * layout.stride
         assert all(Path(p).exists() for p in ring.bell_paths)
@@ -112,7 +114,11 @@ def test_a_request_is_scored_in_place_by_its_worker(session: ShmSession, logisti
         assert (outcome, message) == (SCORED, "")
         scores = session.ring.scores(slot, (5,))
         np.testing.assert_allclose(scores, reference_scores(x, logistic[1], logistic[2]), rtol=1e-5, atol=1e-6)
+        assert int(session.ring.slot_words(slot)[1][S_SERVED // 8]) == 3  # the version that scored
     assert session.stats().scored == 4 and session.ring.state == SERVING
+    session.engine.add(ModelRuntime.load(logistic[0], name="pctr", version="12"))  # a hot swap
+    assert client.wait(0, client.send(0, x))[0] == SCORED
+    assert int(session.ring.slot_words(0)[1][S_SERVED // 8]) == 12
 
 
 def test_errors_come_back_as_codes_and_python_messages(session: ShmSession) -> None:

@@ -57,7 +57,12 @@ final class Pending {
 
     final ScoreRequest request;
     final int model;
-    final ModelId servedBy;
+    /**
+     * The version that scores it: the one listed at start until its lane stamps the version Python holds
+     * ({@link WorkerLane#serving}), before the scores are visible. Written by the lane thread only; read by whoever
+     * completes or awaits the request after its state says so.
+     */
+    ModelId servedBy;
     final long admittedNanos;
     /** The registered arena the request's slot belongs to, or -1: then it is always staged. */
     final int arenaId;

@@ -1,5 +1,7 @@
 package dev.scoregate.bridge.inprocess;
 
+import dev.scoregate.bridge.ModelId;
+
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
@@ -27,6 +29,8 @@ import java.util.concurrent.atomic.LongAdder;
  *       float32, row-major, at {@code [4]} of the same buffer.</li>
  *   <li>Exactly one of {@code complete()} or {@code fail(code, message)}; then take again. Calling {@code take} with
  *       a batch outstanding is an {@link IllegalStateException} (and the batch stays outstanding).</li>
+ *   <li>Whenever the version Python scores a model with is not the one it last named to this lane (a hot swap,
+ *       or the first batch), {@link #serving(int, String)} before scoring: results name the version that ran.</li>
  * </ol>
  *
  * <h2>Control block: the contract with Python</h2>
@@ -85,6 +89,8 @@ public final class WorkerLane {
     private boolean busy;
     /** The last in-place batch's sequence number, {@code control[10]}. */
     private long sequence;
+    /** Per model index: the version this lane's Python scores it with ({@link #serving}); results name it. */
+    private final ModelId[] serving;
     /** Requests of this lane answered on Python's mark by their own callers (see {@link #scored}). */
     private final LongAdder earlyAnswers = new LongAdder();
 
@@ -112,6 +118,10 @@ public final class WorkerLane {
         this.staging = aligned((int) total);
         this.batch = new RequestQueue.Batch(maxBatchRows);
         this.rowStart = new int[maxBatchRows];
+        this.serving = new ModelId[gateway.specs().size()];
+        for (int i = 0; i < serving.length; i++) {
+            serving[i] = gateway.spec(i).id();
+        }
     }
 
     private static ByteBuffer aligned(int bytes) {
@@ -180,6 +190,29 @@ public final class WorkerLane {
     }
 
     /**
+     * Python scores {@code model} with {@code version} from now on (a hot swap happened, or the version differs from
+     * the one listed at start): results of this lane, including the outstanding batch's, name it. Call it only when
+     * the version changes; it allocates.
+     *
+     * @param model   the model's index
+     * @param version the version that scores; empty for an unversioned model (named "0", as at start)
+     */
+    public void serving(int model, String version) {
+        ModelId id = new ModelId(gateway.spec(model).name(), version.isEmpty() ? "0" : version);
+        serving[model] = id;
+        for (int i = 0; i < batch.size; i++) {
+            if (batch.items[i].model == model) {
+                batch.items[i].servedBy = id;
+            }
+        }
+    }
+
+    /** The version this lane last named for {@code model} (for tests and diagnostics). */
+    public ModelId serving(int model) {
+        return serving[model];
+    }
+
+    /**
      * The batch was scored: copies staged outputs to each request's score buffer and completes every request.
      * Requests whose callers gave up meanwhile are skipped (their buffers are not written).
      *
@@ -242,6 +275,7 @@ public final class WorkerLane {
         if (batch.size == 1 && first.arenaId >= 0) {
             if (first.claimInPlace()) {
                 staged = false;
+                first.servedBy = serving[first.model];
                 describe(first.model, first.rows(), first.arenaId, first.featureOffset, first.scoreOffset, 1, spec);
                 long seq = ++sequence;
                 control.putLong(SEQUENCE, seq);
@@ -263,6 +297,7 @@ public final class WorkerLane {
             }
             int bytes = p.rows() * rowBytes;
             staging.put(rows * rowBytes, whole(p.request.featureBuffer(), bytes), 0, bytes);
+            p.servedBy = serving[first.model];
             batch.items[live] = p;
             rowStart[live] = rows;
             rows += p.rows();

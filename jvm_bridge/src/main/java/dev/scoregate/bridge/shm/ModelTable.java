@@ -63,6 +63,11 @@ final class ModelTable {
         return names;
     }
 
+    /** One more than the largest model index: an array indexed by model index has this length. */
+    int indexLimit() {
+        return models.stream().mapToInt(Model::index).max().orElse(-1) + 1;
+    }
+
     /** {@code name@version} of every model, for messages. */
     List<String> loaded() {
         return loaded;

@@ -11,7 +11,7 @@ import java.nio.ByteOrder;
  * <pre>
  * header, 4096 bytes                                   slot i at slotsOffset + i * stride
  *   0 int64 magic "SCRGSHM1"     32 int64 stride          0 int64 request seq   (Java, written last)
- *   8 int32 version (1)          40 int64 slots offset    8 int32 model index   (Java)
+ *   8 int32 version (2)          40 int64 slots offset    8 int32 model index   (Java)
  *  12 int32 slots                48 int32 features off.  12 int32 rows          (Java)
  *  16 int32 workers              52 int32 scores off.    16 int32 features/row  (Java)
  *  20 int32 max rows             56 int32 message bytes  20 int32 outputs/row   (Java)
@@ -20,6 +20,8 @@ import java.nio.ByteOrder;
  *                               192 + 64 w int64 sleep   72 int32 outcome: 1 scored, 2 failed
  *                                   word of worker w     76 int32 error code, 80 int32 message length
  *                                                        88 int64 answered at, gateway clock ns (Python)
+ *                                                        96 int64 version that scored, as its number; -1: not a
+ *                                                               number (Python)
  *                                                       128 bytes message (UTF-8)
  *                                                   featuresOffset float32 features; scoresOffset float32 scores
  * </pre>
@@ -27,7 +29,7 @@ import java.nio.ByteOrder;
  */
 public final class RingLayout {
     public static final long MAGIC = 0x314D485347524353L; // "SCRGSHM1", little-endian
-    public static final int VERSION = 1;
+    public static final int VERSION = 2;
     public static final int HEADER_BYTES = 4096;
     public static final int MAX_WORKERS = 32;
 
@@ -59,6 +61,7 @@ public final class RingLayout {
     static final int S_CODE = 76;
     static final int S_MESSAGE_LENGTH = 80;
     static final int S_ANSWERED = 88;
+    static final int S_SERVED = 96;
     static final int S_MESSAGE = 128;
 
     /** Header state word. */

@@ -14,6 +14,7 @@ import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
  * One open session with the gateway: its ring, doorbells, model table and clock offset, and the request path over
@@ -29,6 +30,12 @@ final class ShmSession {
     final SlotRing ring;
     final ModelTable table;
     private final Doorbell doorbell;
+    /** Per model index: the last version the gateway named as scoring it, with its number. */
+    private final AtomicReferenceArray<Served> lastServed;
+
+    /** A version number the gateway wrote and the id results carry for it. */
+    private record Served(long number, ModelId id) {
+    }
 
     ShmSession(String id, ControlChannel channel, SlotRing ring, ModelTable table, Doorbell doorbell) {
         this.id = id;
@@ -36,6 +43,7 @@ final class ShmSession {
         this.ring = ring;
         this.table = table;
         this.doorbell = doorbell;
+        this.lastServed = new AtomicReferenceArray<>(table.indexLimit());
     }
 
     /**
@@ -176,12 +184,30 @@ final class ShmSession {
         try {
             if (outcome == RingLayout.SCORED) {
                 ring.copyOut(slot, request.scoreBuffer(), (int) scoreBytes);
-                return ScoreResult.of(m.id(), request);
+                return ScoreResult.of(servedBy(m, ring.served(slot)), request);
             }
             throw GatewayErrors.fromGateway(ring.code(slot), model, ring.message(slot), table.loaded());
         } finally {
             ring.release(slot);
         }
+    }
+
+    /**
+     * The version that scored: the table's (listed at connect) unless the gateway names another one, after a hot
+     * swap. The last one named per model is kept, so results allocate nothing while the version stays the same.
+     */
+    private ModelId servedBy(ModelTable.Model m, long served) {
+        if (served < 0) {
+            return m.id();
+        }
+        Served last = lastServed.getPlain(m.index());
+        if (last != null && last.number() == served) {
+            return last.id();
+        }
+        String version = Long.toString(served);
+        ModelId id = version.equals(m.id().version()) ? m.id() : new ModelId(m.id().name(), version);
+        lastServed.setPlain(m.index(), new Served(served, id)); // a benign race: either thread's record is right
+        return id;
     }
 
     /** Closes the doorbells and the channel, not the gateway's session (see {@link ShmGateway}). */

@@ -292,6 +292,11 @@ final class SlotRing {
         return memory.getInt(layout.slot(slot) + RingLayout.S_CODE);
     }
 
+    /** The version that scored an answered slot, as its number; -1 if the gateway's version is not a number. */
+    long served(int slot) {
+        return memory.getLong(layout.slot(slot) + RingLayout.S_SERVED);
+    }
+
     /** The message of an answered, failed slot (UTF-8, as the gateway wrote it). */
     String message(int slot) {
         int base = layout.slot(slot);

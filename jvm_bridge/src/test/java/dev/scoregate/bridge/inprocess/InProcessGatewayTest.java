@@ -170,6 +170,35 @@ class InProcessGatewayTest extends GatewayFixture {
     }
 
     @Test
+    void resultsNameTheVersionTheLaneWasLastToldItScoresWith() throws Exception {
+        InProcessGateway gateway = gateway(oneLane());
+        FeatureArena arena = gateway.newArena(1, 4, CTR.features());
+        WorkerLane lane = gateway.lane(0);
+        try (FeatureArena.Slot slot = arena.acquire()) {
+            // Staged: two queued requests. Python names version 9 after taking the batch (a hot swap), before
+            // scoring: both results name it, and so does the next batch, in place.
+            List<CompletableFuture<ScoreResult>> staged = List.of(gateway.scoreAsync(plain(CTR, 1, 0f)),
+                    gateway.scoreAsync(plain(CTR, 2, 1f)));
+            assertEquals(2, lane.take(WAIT));
+            assertEquals(new ModelId("ctr", "7"), lane.serving(0));
+            lane.serving(0, "9");
+            FakePython.score(gateway, lane);
+            lane.complete();
+            for (CompletableFuture<ScoreResult> result : staged) {
+                assertEquals(new ModelId("ctr", "9"), result.get(10, TimeUnit.SECONDS).servedBy());
+            }
+            CompletableFuture<ScoreResult> inPlace = call(gateway, onSlot(slot, "ctr", 1, 2f, Duration.ofSeconds(10)));
+            assertEquals(1, lane.take(WAIT));
+            FakePython.score(gateway, lane);
+            lane.complete();
+            assertEquals(new ModelId("ctr", "9"), inPlace.get(10, TimeUnit.SECONDS).servedBy());
+            lane.serving(0, ""); // an unversioned model is named "0", as at start
+            assertEquals(new ModelId("ctr", "0"), lane.serving(0));
+            assertEquals(new ModelId("cvr", "2"), lane.serving(1)); // the other model keeps its start version
+        }
+    }
+
+    @Test
     void concurrentCallersAreBatchedIntoOneTake() throws Exception {
         // maxBatchRows is exactly what the callers bring, so the lane waits (maxDelay) until all are in: one take.
         int callers = 8;

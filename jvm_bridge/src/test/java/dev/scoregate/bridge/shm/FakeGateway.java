@@ -45,6 +45,8 @@ final class FakeGateway implements Doorbell {
     private final Semaphore gate;
     private final List<Thread> threads = new ArrayList<>();
     private volatile boolean stopped;
+    /** What answers say scored them ({@code S_SERVED}): a version number, or -1 (not a number). */
+    volatile long servedVersion = -1;
     private volatile boolean neverSleep;
     final AtomicLong served = new AtomicLong();
     final AtomicLong rings = new AtomicLong();
@@ -170,6 +172,7 @@ final class FakeGateway implements Doorbell {
             memory.putInt(base + RingLayout.S_MESSAGE_LENGTH, message.length);
         }
         memory.putLong(base + RingLayout.S_ANSWERED, System.nanoTime());
+        memory.putLong(base + RingLayout.S_SERVED, servedVersion);
         LONGS.setRelease(memory, base + RingLayout.S_RESP_SEQ, s);
         served.incrementAndGet(); // after the answer is published: a test that saw the count may rely on the answer
     }

@@ -3,6 +3,7 @@ package dev.scoregate.bridge.shm;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -10,6 +11,8 @@ import dev.scoregate.bridge.DeadlineExceededException;
 import dev.scoregate.bridge.FeatureArena;
 import dev.scoregate.bridge.GatewayUnavailableException;
 import dev.scoregate.bridge.InvalidInputException;
+import dev.scoregate.bridge.ModelId;
+import dev.scoregate.bridge.ScoreRequest;
 import dev.scoregate.bridge.ScoreResult;
 import dev.scoregate.bridge.ScoregateException;
 import dev.scoregate.bridge.UnknownModelException;
@@ -81,6 +84,15 @@ class SlotRingTest {
             session.ring.release(first);
             assertEquals(first, session.ring.claim(), "a thread gets its last slot back");
             session.ring.release(first);
+            // After a hot swap the gateway names the version that scored; -1 (not a number) keeps the table's.
+            fake.servedVersion = 4;
+            ScoreRequest request = slot.request(3).model("sum").timeout(Duration.ofSeconds(5)).build();
+            assertEquals("sum@4", session.score(request).servedBy().toString());
+            assertSame(session.score(request).servedBy(), session.score(request).servedBy(), "kept, not rebuilt");
+            fake.servedVersion = 1;
+            assertSame(TABLE.find(ModelId.parse("sum")).id(), session.score(request).servedBy());
+            fake.servedVersion = -1;
+            assertEquals("sum@1", session.score(request).servedBy().toString());
         }
         assertArrayEquals(new int[] {4, 0, 0}, session.ring.census());
     }
@@ -289,7 +301,7 @@ class SlotRingTest {
         assertEquals(2, layout.slots());
         assertEquals(0, layout.slot(0) % 64);
         assertNotEquals(layout.features(0), layout.scores(0));
-        memory.putInt(RingLayout.H_VERSION, 2);
+        memory.putInt(RingLayout.H_VERSION, RingLayout.VERSION - 1); // the layout before results named versions
         assertThrows(IllegalStateException.class, () -> RingLayout.read(memory));
         memory.putInt(RingLayout.H_VERSION, RingLayout.VERSION);
         memory.putInt(RingLayout.H_MAX_ROWS, 1 << 20);
