@@ -125,7 +125,7 @@ class _Handles:
         self._registry = engine.manager.registry
         self._serving = serving
         self._snapshot: object = None
-        self._held: dict[int, Any] = {}
+        self._held: dict[int, tuple[str, Any]] = {}  # model index -> (the ref it was taken for, its harness)
         self._named: dict[int, str] = {}
 
     def get(self, model: int, ref: str) -> ModelRuntime:
@@ -133,9 +133,12 @@ class _Handles:
         if snapshot is not self._snapshot:
             self.release_all()
             self._snapshot = snapshot
-        harness = self._held.get(model)
-        if harness is None:
-            harness = self._engine.acquire(ref)
+        held = self._held.get(model)
+        if held is None or held[0] is not ref:  # not held, or the route now resolves another ref (a canary)
+            if held is not None:
+                del self._held[model]
+                held[1].release()
+            harness = self._acquire(ref)
             version = harness.id.version
             if self._named.get(model) != version:
                 try:
@@ -144,15 +147,24 @@ class _Handles:
                     harness.release()
                     raise
                 self._named[model] = version
-            self._held[model] = harness
-        runtime: ModelRuntime | None = harness.value
+            held = self._held[model] = (ref, harness)
+        runtime: ModelRuntime | None = held[1].value
         assert runtime is not None  # a READY harness holds its value
         return runtime
+
+    def _acquire(self, ref: str) -> Any:
+        try:
+            return self._engine.acquire(ref)
+        except ModelNotFoundError:
+            if "@" not in ref:
+                raise
+            # A canary route whose candidate was rolled back and unloaded before the host saw it: the live version.
+            return self._engine.acquire(ref.partition("@")[0])
 
     def release_all(self) -> None:
         held, self._held = self._held, {}
         self._snapshot = None
-        for harness in held.values():
+        for _, harness in held.values():
             harness.release()
 
 
@@ -208,6 +220,8 @@ class _Worker(threading.Thread):
         handles: _Handles,
         engine: Engine,
     ) -> None:
+        host = self.host
+        registry = engine.manager.registry
         while True:
             try:
                 n = take(timeout_ns)
@@ -219,6 +233,8 @@ class _Worker(threading.Thread):
                 if n < 0:
                     return
                 continue
+            if getattr(registry.router, "states", None) is not host.routes_seen:  # a rollout changed
+                host.sync_routes()
             model, rows, buffer, in_off, out_off, count, features, width, _, _, sequence = control[:11].tolist()
             # The batch's model decides the view's shape: two models of different widths share staging offsets.
             key = (buffer, in_off, out_off, rows, features, width)
@@ -242,9 +258,11 @@ class _Worker(threading.Thread):
                     # This thread's CPU time, GIL waits left out: the queue learns which batches run short.
                     control[8] = thread_time_ns() - started
             except Exception as exc:  # every error is reported to the Java callers
-                if monitor is not None and runtime is not None:
-                    with contextlib.suppress(Exception):
-                        monitor.failed(runtime.name, runtime.version, exc)
+                if runtime is not None:
+                    for hook in (monitor, engine.rollouts):
+                        if hook is not None:
+                            with contextlib.suppress(Exception):
+                                hook.failed(runtime.name, runtime.version, exc)
                 self.failures += count
                 message = str(exc) if isinstance(exc, ScoregateError) else f"{type(exc).__name__}: {exc}"
                 try:
@@ -255,6 +273,10 @@ class _Worker(threading.Thread):
             if monitor is not None:
                 with contextlib.suppress(Exception):  # monitoring never fails a batch that scored
                     monitor.observe(runtime.name, runtime.version, pair[0], pair[1], perf_counter_ns() - wall)
+            rollouts = engine.rollouts
+            if rollouts is not None:  # canary and shadow comparisons (it copies what it keeps, before complete())
+                with contextlib.suppress(Exception):
+                    rollouts.observe(runtime.name, runtime.version, pair[0], pair[1])
             if buffer != _STAGING and _MARK_SCORED:  # in place: its caller may take the scores now (WorkerLane [9])
                 control[9] = sequence
             try:
@@ -304,9 +326,14 @@ class InProcessHost:
         self.engine = engine
         names = engine.names()
         self.runtimes: Sequence[ModelRuntime] = [engine.runtime(n) for n in names]
-        #: What each model index resolves through per batch: the bare name, so a hot-swapped live version serves
-        #: (same signature: the Java side checked the feature count against the version listed at start).
-        self.refs: Sequence[str] = list(names)
+        #: What each model index resolves through per batch. ``[0, n)``: the bare name, so a hot-swapped live version
+        #: serves (same signature: the Java side checked the feature count against the version listed at start).
+        #: ``[n, 2n)``: each name's canary route, ``name@candidate`` while a canary of it runs (:meth:`sync_routes`).
+        self.refs: list[str] = [*names, *names]
+        #: The rollout router's states :meth:`sync_routes` last pushed to Java (lanes compare it once per batch).
+        self.routes_seen: object = None
+        self._thresholds = [0] * len(names)
+        self._routes_lock = threading.Lock()
         pkg = jpype.JPackage(_JAVA_PACKAGE)
         specs = jpype.java.util.ArrayList()
         for rt in self.runtimes:
@@ -338,6 +365,53 @@ class InProcessHost:
         # exit hook waits for the GIL. Exit hooks run last-registered first, so this one runs before JPype's.
         atexit.register(self.close)
         return self
+
+    def sync_routes(self) -> None:
+        """Bring Java's canary routes in line with the engine's rollouts (a lane calls it when they changed).
+
+        For each served name with a canary running: its canary route resolves ``name@candidate``, then Java sends
+        that share of keyed requests there (``InProcessGateway.route``); when it ends, Java stops first, then the
+        route resolves the live name again (requests already queued on it are scored live and say so). A candidate
+        whose input or output width differs from the version listed at start is not routed to (Java checked the
+        requests against that one); it is logged.
+        """
+        with self._routes_lock:
+            states = getattr(self.engine.manager.registry.router, "states", None)
+            n = len(self._thresholds)
+            for i in range(n):
+                name = self.refs[i]
+                state = states.get(name) if states is not None else None
+                threshold = state.threshold if state is not None else 0
+                ref = f"{name}@{state.candidate}" if state is not None and threshold else name
+                if threshold and not self._fits(i, ref):
+                    threshold, ref = 0, name
+                if threshold == self._thresholds[i] and ref == self.refs[n + i]:
+                    continue
+                if threshold:
+                    self.refs[n + i] = ref  # before Java sends anything to the route
+                    self.java_gateway.route(name, threshold)
+                else:
+                    self.java_gateway.route(name, 0)
+                    self.refs[n + i] = name
+                self._thresholds[i] = threshold
+            self.routes_seen = states
+
+    def _fits(self, index: int, ref: str) -> bool:
+        listed = self.runtimes[index]
+        try:
+            candidate = self.engine.runtime(ref)
+            shape = (_features(candidate), _output_width(candidate))
+        except (ModelNotFoundError, ValueError) as exc:
+            log.warning("canary %s cannot take the share of the live version (%s); it stays live", ref, exc)
+            return False
+        if shape != (_features(listed), _output_width(listed)):
+            log.warning(
+                "canary %s takes %s features and gives %s outputs per row, the version served at start %s and %s; "
+                "its share stays on the live version",
+                ref, _features(candidate), _output_width(candidate), _features(listed), _output_width(listed),
+            )  # fmt: skip
+            return False
+        return True
 
     def new_arena(self, slots: int, max_rows: int, features: int) -> Any:
         """A Java ``FeatureArena`` registered with the gateway (its slots are scored in place)."""

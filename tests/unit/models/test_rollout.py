@@ -90,3 +90,8 @@ def test_the_registry_routes_through_the_rollout_router() -> None:
     chosen = {registry.resolve("pctr", k).id.version for k in KEYS[:100]}
     assert chosen == {"1", "2"}
     assert registry.resolve("pctr@1", KEYS[0]) is h1
+
+
+def test_buckets_are_the_ones_java_computes() -> None:
+    """``dev.scoregate.bridge.Routing.bucket`` pins the same values (RoutingTest): a key routes alike in Java."""
+    assert [bucket(k) for k in (b"user-42", b"42", b"", "é".encode())] == [6429, 307, 2227, 9146]

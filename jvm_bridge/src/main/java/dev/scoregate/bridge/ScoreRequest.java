@@ -41,6 +41,9 @@ public final class ScoreRequest {
     private final ByteBuffer featureBuffer;
     private final ByteBuffer scoreBuffer;
     private final FeatureArena.Slot slot;
+    private final byte[] routingKey;
+    /** {@link Routing#bucket} of the key, computed on first use; -2 until then. A benign race: any thread's is right. */
+    private int bucket = -2;
 
     private ScoreRequest(Builder b, ModelId model, long deadlineNanos) {
         this.model = model;
@@ -50,6 +53,7 @@ public final class ScoreRequest {
         this.featureBuffer = b.featureBuffer;
         this.scoreBuffer = b.scoreBuffer;
         this.slot = b.slot;
+        this.routingKey = b.routingKey;
     }
 
     public static Builder builder() {
@@ -97,6 +101,23 @@ public final class ScoreRequest {
         return Optional.ofNullable(slot);
     }
 
+    /** Whether the request carries a routing key ({@link Builder#routingKey(String)}). */
+    public boolean hasRoutingKey() {
+        return routingKey != null;
+    }
+
+    /**
+     * The routing key's bucket ({@link Routing#bucket}), in {@code [0, Routing.BUCKETS)}; -1 without a key. A
+     * gateway computes it only while a canary of the model runs, once per request.
+     */
+    public int routingBucket() {
+        int b = bucket;
+        if (b == -2) {
+            b = bucket = routingKey == null ? -1 : Routing.bucket(routingKey);
+        }
+        return b;
+    }
+
     @Override
     public String toString() {
         return "ScoreRequest[model=" + model + ", rows=" + rows + ", featureCount=" + featureCount
@@ -118,6 +139,7 @@ public final class ScoreRequest {
         private ByteBuffer featureBuffer;
         private ByteBuffer scoreBuffer;
         private FeatureArena.Slot slot;
+        private byte[] routingKey;
 
         private Builder() {
         }
@@ -165,6 +187,23 @@ public final class ScoreRequest {
 
         public Builder scoreBuffer(ByteBuffer scores) {
             this.scoreBuffer = scores;
+            return this;
+        }
+
+        /**
+         * The request's routing key (e.g. the user id): while a canary of the model runs, the key decides whether the
+         * request goes to the candidate, and the same key always gets the same answer, on every gateway and
+         * transport (see {@link Routing}). Without one, or with a pinned version, the request goes to the version
+         * the name serves. {@code null} clears it.
+         */
+        public Builder routingKey(String key) {
+            this.routingKey = key == null ? null : Routing.key(key);
+            return this;
+        }
+
+        /** {@link #routingKey(String)} for a numeric key: its decimal digits ({@code 42} routes as {@code "42"}). */
+        public Builder routingKey(long key) {
+            this.routingKey = Routing.key(key);
             return this;
         }
 

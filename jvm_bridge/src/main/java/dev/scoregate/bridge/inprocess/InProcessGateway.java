@@ -6,6 +6,7 @@ import dev.scoregate.bridge.GatewayUnavailableException;
 import dev.scoregate.bridge.InvalidInputException;
 import dev.scoregate.bridge.ModelGateway;
 import dev.scoregate.bridge.ModelId;
+import dev.scoregate.bridge.Routing;
 import dev.scoregate.bridge.ScoreRequest;
 import dev.scoregate.bridge.ScoreResult;
 import dev.scoregate.bridge.ScoregateException;
@@ -43,6 +44,10 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@link #close()} fails every queued and every later request with {@link GatewayUnavailableException} and
  *       makes {@link WorkerLane#take} return -1. Batches already taken complete normally. Registering with
  *       {@link dev.scoregate.bridge.ModelGateways} is the host's job.</li>
+ *   <li>Canaries: while the host has set a canary share for a name ({@link #route}), a request for that name that
+ *       pins no version and carries a routing key whose bucket falls in the share is queued on the name's canary
+ *       route, model index {@code i + models} for listed model {@code i} ({@link #routes()}); the lane's Python
+ *       scores that route with the candidate, and the result names the version that scored.</li>
  * </ol>
  *
  * <p>Request threads wait with {@link java.util.concurrent.locks.LockSupport#parkNanos}; the lane unparks them. The
@@ -154,6 +159,8 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
     private final WorkerLane[] lanes;
     /** Copy on write: the index is the registration id. */
     private volatile FeatureArena[] arenas = new FeatureArena[0];
+    /** Copy on write, per listed model: keyed requests whose bucket is below this go to its canary route; 0: none. */
+    private volatile int[] canaryThresholds;
     private volatile boolean closed;
     /** Orders newArena against close (a private lock: the gateway object itself is shared with callers). */
     private final Object lifecycle = new Object();
@@ -191,7 +198,8 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
         }
         this.names = List.copyOf(distinctNames);
         this.loaded = List.copyOf(ids);
-        this.queue = new RequestQueue(specs.length, options.workers(), options.queueCapacity(),
+        this.canaryThresholds = new int[specs.length];
+        this.queue = new RequestQueue(2 * specs.length, options.workers(), options.queueCapacity(),
                 options.maxBatchRows(), options.maxDelayNanos(), spin, options.laneSpinNanos(), options.gatherNanos());
         this.lanes = new WorkerLane[options.workers()];
         for (int i = 0; i < lanes.length; i++) {
@@ -265,7 +273,17 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
             featureOffset = slot.get().offset();
             scoreOffset = slot.get().scoresOffset();
         }
-        Pending pending = new Pending(request, model, servedBy[model], now, arenaId, featureOffset, scoreOffset,
+        int route = model;
+        if (named.version() == null) {
+            int threshold = canaryThresholds[model];
+            if (threshold > 0) {
+                int bucket = request.routingBucket();
+                if (bucket >= 0 && bucket < threshold) {
+                    route = model + specs.length; // the canary route of this model
+                }
+            }
+        }
+        Pending pending = new Pending(request, route, servedBy[model], now, arenaId, featureOffset, scoreOffset,
                 waiter, future);
         int admitted = queue.offer(pending);
         if (admitted == RequestQueue.OVERLOADED) {
@@ -314,8 +332,53 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
         return specs[i];
     }
 
+    /** The spec of model index {@code model}, a listed model or a canary route ({@link #routes()}). */
     ModelSpec spec(int model) {
-        return specs[model];
+        return specs[model < specs.length ? model : model - specs.length];
+    }
+
+    /**
+     * Model indices a lane may see in {@code control[0]}: {@code [0, n)} the listed models, in order, and
+     * {@code [n, 2n)} their canary routes ({@code i + n} for model {@code i}), n = the number of listed models.
+     */
+    public int routes() {
+        return 2 * specs.length;
+    }
+
+    /**
+     * Sends keyed, un-pinned requests for {@code name} whose routing bucket ({@link Routing}) is
+     * below {@code threshold} to the name's canary route; 0 ends the canary. Set by the Python host when a rollout
+     * changes (the threshold is the rollout's: {@code round(canary% x 100)}). Requests already queued keep their
+     * route.
+     *
+     * @param name      a listed model name, without version
+     * @param threshold {@code 0 <= threshold <= Routing.BUCKETS}
+     * @throws UnknownModelException    if no listed model has that name
+     * @throws IllegalArgumentException if {@code threshold} is out of range
+     */
+    public void route(String name, int threshold) {
+        Integer i = index.get(ModelId.parse(name));
+        if (i == null || name.indexOf('@') >= 0) {
+            throw new UnknownModelException(name, loaded);
+        }
+        if (threshold < 0 || threshold > Routing.BUCKETS) {
+            throw new IllegalArgumentException("threshold must be in [0, " + Routing.BUCKETS
+                    + "], got " + threshold);
+        }
+        synchronized (lifecycle) {
+            int[] thresholds = canaryThresholds.clone();
+            thresholds[i] = threshold;
+            canaryThresholds = thresholds;
+        }
+    }
+
+    /** The canary threshold {@link #route} last set for {@code name} (0: none). */
+    public int canaryThreshold(String name) {
+        Integer i = index.get(ModelId.parse(name));
+        if (i == null) {
+            throw new UnknownModelException(name, loaded);
+        }
+        return canaryThresholds[i];
     }
 
     /** {@code name@version} of every served model, for messages. */

@@ -36,7 +36,8 @@ import java.util.concurrent.atomic.LongAdder;
  * <h2>Control block: the contract with Python</h2>
  * A direct, native-order buffer of 16 longs, allocated once, written by {@code take} when it returns {@code n > 0}:
  * <pre>
- * [0] model index: position of the model in the ModelSpec list the gateway was built with
+ * [0] model index: position of the model in the ModelSpec list the gateway was built with, or that plus the list's
+ *     length for a model's canary route (InProcessGateway.routes())
  * [1] rows: total rows of the batch, 1 .. maxBatchRows
  * [2] buffer id: -1 = this lane's staging(); k &gt;= 0 = registered arena k (InProcessGateway.arena(k))
  * [3] byte offset of the input features (float32, rows x features, row-major) in that buffer
@@ -118,7 +119,7 @@ public final class WorkerLane {
         this.staging = aligned((int) total);
         this.batch = new RequestQueue.Batch(maxBatchRows);
         this.rowStart = new int[maxBatchRows];
-        this.serving = new ModelId[gateway.specs().size()];
+        this.serving = new ModelId[gateway.routes()];
         for (int i = 0; i < serving.length; i++) {
             serving[i] = gateway.spec(i).id();
         }

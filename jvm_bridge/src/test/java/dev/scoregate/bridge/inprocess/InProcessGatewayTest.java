@@ -18,6 +18,7 @@ import dev.scoregate.bridge.GatewayUnavailableException;
 import dev.scoregate.bridge.InvalidInputException;
 import dev.scoregate.bridge.ModelGateways;
 import dev.scoregate.bridge.ModelId;
+import dev.scoregate.bridge.Routing;
 import dev.scoregate.bridge.ScoreRequest;
 import dev.scoregate.bridge.ScoreResult;
 import dev.scoregate.bridge.UnknownModelException;
@@ -196,6 +197,62 @@ class InProcessGatewayTest extends GatewayFixture {
             assertEquals(new ModelId("ctr", "0"), lane.serving(0));
             assertEquals(new ModelId("cvr", "2"), lane.serving(1)); // the other model keeps its start version
         }
+    }
+
+    @Test
+    void keyedRequestsInTheCanaryShareTakeTheNamesCanaryRoute() throws Exception {
+        InProcessGateway gateway = gateway(oneLane());
+        WorkerLane lane = gateway.lane(0);
+        assertEquals(4, gateway.routes()); // ctr, cvr, then their canary routes
+        assertEquals(0, gateway.canaryThreshold("ctr"));
+        gateway.route("ctr", 5000);
+        assertEquals(5000, gateway.canaryThreshold("ctr"));
+        int canaries = 0;
+        for (int user = 0; user < 40; user++) {
+            String key = "user-" + user;
+            boolean canary = Routing.bucket(Routing.key(key)) < 5000;
+            CompletableFuture<ScoreResult> result = gateway.scoreAsync(keyed(CTR, "ctr", key, user));
+            assertEquals(1, lane.take(WAIT));
+            long[] control = FakePython.score(gateway, lane);
+            assertEquals(canary ? 2 : 0, control[0], key);
+            assertEquals(CTR.features(), control[6]);
+            if (canary && !lane.serving(2).version().equals("8")) {
+                lane.serving(2, "8"); // as Python does when it first scores the route with the candidate
+            }
+            lane.complete();
+            ScoreResult scored = result.get(10, TimeUnit.SECONDS);
+            assertEquals(canary ? "ctr@8" : "ctr@7", scored.servedBy().toString());
+            assertEquals(expected(user, 0, CTR.features(), 0), scored.score(0));
+            canaries += canary ? 1 : 0;
+        }
+        assertTrue(canaries > 8 && canaries < 32, "about half of 40 keys: " + canaries);
+        // A pinned version, no key, another name, or the canary ended: the listed route.
+        String inShare = "user-" + java.util.stream.IntStream.range(0, 40)
+                .filter(u -> Routing.bucket(Routing.key("user-" + u)) < 5000).findFirst().orElseThrow();
+        List<ScoreRequest> listed = List.of(keyed(CTR, "ctr@7", inShare, 0), plain(CTR, 1, 0f));
+        for (ScoreRequest request : listed) {
+            CompletableFuture<ScoreResult> result = gateway.scoreAsync(request);
+            assertEquals(1, lane.take(WAIT));
+            assertEquals(0, FakePython.score(gateway, lane)[0]);
+            lane.complete();
+            assertEquals("ctr@7", result.get(10, TimeUnit.SECONDS).servedBy().toString());
+        }
+        gateway.route("ctr", 0);
+        CompletableFuture<ScoreResult> ended = gateway.scoreAsync(keyed(CTR, "ctr", inShare, 0));
+        assertEquals(1, lane.take(WAIT));
+        assertEquals(0, FakePython.score(gateway, lane)[0]);
+        lane.complete();
+        ended.get(10, TimeUnit.SECONDS);
+        assertThrows(UnknownModelException.class, () -> gateway.route("nope", 1));
+        assertThrows(UnknownModelException.class, () -> gateway.route("ctr@7", 1));
+        assertThrows(IllegalArgumentException.class, () -> gateway.route("ctr", Routing.BUCKETS + 1));
+    }
+
+    private static ScoreRequest keyed(ModelSpec spec, String model, String key, float base) {
+        return ScoreRequest.builder().model(model).rows(1).featureCount(spec.features())
+                .featureBuffer(features(base, 1, spec.features()))
+                .scoreBuffer(FakePython.direct(spec.outputWidth())).timeout(Duration.ofSeconds(10))
+                .routingKey(key).build();
     }
 
     @Test
