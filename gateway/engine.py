@@ -38,7 +38,7 @@ from models.handle import Harness
 from models.ids import ModelId
 from models.manager import ManagerOptions, VersionManager
 from models.package import Package
-from models.registry import VersionNotFoundError
+from models.registry import RoutingKey, VersionNotFoundError
 from models.store import ArtifactStore
 
 __all__ = ["Engine", "MonitorHook", "ScoreObserver"]
@@ -170,7 +170,7 @@ class Engine:
             raise ModelNotFoundError(name, self.names())
         return value
 
-    def acquire(self, name: str, key: bytes | None = None) -> Harness[ModelRuntime]:
+    def acquire(self, name: str, key: RoutingKey | None = None) -> Harness[ModelRuntime]:
         """Hold the version ``name`` reaches: use ``harness.value``, then call ``harness.release()`` once."""
         try:
             return self.manager.acquire(name, key)
@@ -182,7 +182,7 @@ class Engine:
         name: str,
         x: np.ndarray[Any, Any],
         out: np.ndarray[Any, Any] | None = None,
-        key: bytes | None = None,
+        key: RoutingKey | None = None,
     ) -> np.ndarray[Any, Any]:
         """Score ``x`` with model ``name`` (or ``name@version``) into ``out``; see :meth:`ModelRuntime.score`.
 
@@ -198,7 +198,7 @@ class Engine:
         name: str,
         x: np.ndarray[Any, Any],
         out: np.ndarray[Any, Any] | None = None,
-        key: bytes | None = None,
+        key: RoutingKey | None = None,
         *,
         observe: bool = False,
     ) -> tuple[np.ndarray[Any, Any], str, int]:
@@ -213,7 +213,7 @@ class Engine:
         name: str,
         x: np.ndarray[Any, Any],
         out: np.ndarray[Any, Any] | None,
-        key: bytes | None,
+        key: RoutingKey | None,
         observe: MonitorHook | None,
     ) -> tuple[np.ndarray[Any, Any], str, int]:
         harness = self.acquire(name, key)
@@ -243,7 +243,7 @@ class Engine:
         name: str,
         inputs: Mapping[str, np.ndarray[Any, Any]],
         outputs: Mapping[str, np.ndarray[Any, Any]] | None = None,
-        key: bytes | None = None,
+        key: RoutingKey | None = None,
     ) -> dict[str, np.ndarray[Any, Any]]:
         """Run model ``name`` (or ``name@version``) on named ``inputs``; see :meth:`ModelRuntime.run`.
 
@@ -259,7 +259,7 @@ class Engine:
         name: str,
         inputs: Mapping[str, np.ndarray[Any, Any]],
         outputs: Mapping[str, np.ndarray[Any, Any]] | None = None,
-        key: bytes | None = None,
+        key: RoutingKey | None = None,
     ) -> tuple[dict[str, np.ndarray[Any, Any]], str]:
         """:meth:`run` that also says which version served."""
         harness = self.acquire(name, key)

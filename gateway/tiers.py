@@ -41,6 +41,7 @@ import numpy.typing as npt
 
 from gateway.engine import Engine
 from gateway.errors import ScoregateError
+from models.registry import RoutingKey
 from models.store import ArtifactStore
 
 __all__ = ["Fault", "HealthOptions", "Tier", "TierPolicy", "Tiered", "TieredScorer", "priors_from_store"]
@@ -137,7 +138,7 @@ class TieredScorer:
         x: npt.NDArray[Any],
         out: npt.NDArray[np.float32] | None = None,
         *,
-        key: bytes | None = None,
+        key: RoutingKey | None = None,
         deadline_s: float | None = None,
     ) -> Tiered:
         """Score ``x`` with ``name`` through the tiers; ``deadline_s`` is the time allowed from now (``None``: no
@@ -168,7 +169,7 @@ class TieredScorer:
         return self._answer(name, prior, None, Tier.STATIC_PRIOR, "", "; ".join(errors))
 
     def _call(
-        self, model: str, x: npt.NDArray[Any], key: bytes | None, budget: float | None
+        self, model: str, x: npt.NDArray[Any], key: RoutingKey | None, budget: float | None
     ) -> tuple[npt.NDArray[np.float32] | None, str]:
         if budget is None:
             try:
@@ -184,7 +185,7 @@ class TieredScorer:
         except Exception as exc:
             return None, _message(exc)
 
-    def _run(self, model: str, x: npt.NDArray[Any], key: bytes | None) -> npt.NDArray[np.float32]:
+    def _run(self, model: str, x: npt.NDArray[Any], key: RoutingKey | None) -> npt.NDArray[np.float32]:
         fault = self._faults.get(model)
         if fault is not None:
             if fault.hold is not None:

@@ -40,6 +40,7 @@ from jvm_bridge.inprocess import error_code
 from jvm_bridge.shm_ring import (
     CLOSED,
     FAILED,
+    S_BUCKET,
     S_DEADLINE,
     S_MODEL,
     S_WIDTH,
@@ -49,6 +50,7 @@ from jvm_bridge.shm_ring import (
     SharedRing,
     full_fence,
 )
+from models.rollout import BUCKETS
 
 __all__ = ["ServedModel", "SessionStats", "ShmSession", "served_models"]
 
@@ -281,6 +283,8 @@ class _RingWorker(threading.Thread):
         i32, i64 = ring.slot_words(slot)
         model, rows, features, width = i32[S_MODEL // 4 : S_WIDTH // 4 + 1].tolist()
         deadline = int(i64[S_DEADLINE // 8])
+        bucket = int(i32[S_BUCKET // 4])  # the routing key's, computed by the client; -1: no key
+        key = bucket if 0 <= bucket < BUCKETS else None
         name = session.models[model].name if 0 <= model < len(session.models) else f"#{model}"
         try:
             late = session.clock() - deadline
@@ -291,7 +295,7 @@ class _RingWorker(threading.Thread):
                     "request; never scored"
                 )
             x, out = self._views(slot, model, name, rows, features, width)
-            _, version, _ = session.engine.score_served(name, x, out, observe=True)
+            _, version, _ = session.engine.score_served(name, x, out, key, observe=True)
         except Exception as exc:  # every error goes back to the caller, typed
             self.stats.failed += 1
             message = str(exc) if isinstance(exc, ScoregateError) else f"{type(exc).__name__}: {exc}"

@@ -44,7 +44,7 @@ from models.handle import Harness, T
 from models.ids import ModelId, version_key
 from models.package import Package
 from models.policy import Action, Aspired, Kind, State, choose_live, decide
-from models.registry import Registry, Router
+from models.registry import Registry, Router, RoutingKey
 
 __all__ = ["ManagerOptions", "VersionManager", "VersionStatus"]
 
@@ -174,7 +174,7 @@ class VersionManager(Generic[T]):
         self.reconcile()
 
     # -- readers -----------------------------------------------------------------------------------------------
-    def acquire(self, ref: str, key: bytes | None = None) -> Harness[T]:
+    def acquire(self, ref: str, key: RoutingKey | None = None) -> Harness[T]:
         """Hold the version ``ref`` (``name`` or ``name@version``) reaches; release it with ``harness.release()``.
 
         Raises :class:`models.registry.VersionNotFoundError` when nothing serves under ``ref``.

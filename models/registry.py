@@ -19,12 +19,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Generic, Protocol
+from typing import Generic, Protocol, TypeAlias
 
 from models.handle import Harness, T
 from models.ids import parse_ref, version_key
 
-__all__ = ["LiveRouter", "Registry", "Router", "Snapshot", "VersionNotFoundError"]
+__all__ = ["LiveRouter", "Registry", "Router", "RoutingKey", "Snapshot", "VersionNotFoundError"]
+
+#: A request's routing key: its bytes (e.g. the user id), or its bucket (:func:`models.rollout.bucket`, an int in
+#: ``[0, BUCKETS)``) when the client computed it (the shared-memory ring carries the bucket, not the key).
+RoutingKey: TypeAlias = bytes | int
 
 
 class VersionNotFoundError(LookupError):
@@ -57,13 +61,13 @@ class Router(Protocol):
     the user id) to make the choice sticky. Returning a version that does not serve falls back to ``live``.
     """
 
-    def route(self, name: str, live: str, key: bytes | None) -> str: ...
+    def route(self, name: str, live: str, key: RoutingKey | None) -> str: ...
 
 
 class LiveRouter:
     """Every un-pinned request goes to the live version."""
 
-    def route(self, name: str, live: str, key: bytes | None) -> str:
+    def route(self, name: str, live: str, key: RoutingKey | None) -> str:
         return live
 
 
@@ -82,7 +86,7 @@ class Registry(Generic[T]):
         frozen = {n: MappingProxyType(dict(vs)) for n, vs in versions.items() if vs}
         self._snapshot = Snapshot(MappingProxyType(frozen), MappingProxyType(dict(live)))
 
-    def resolve(self, ref: str, key: bytes | None = None) -> Harness[T]:
+    def resolve(self, ref: str, key: RoutingKey | None = None) -> Harness[T]:
         """The harness ``ref`` reaches now (resolution rules in the module docstring); does not acquire it."""
         snap = self._snapshot
         name, version = parse_ref(ref)
@@ -101,7 +105,7 @@ class Registry(Generic[T]):
                     return harness
         raise VersionNotFoundError(ref, snap.names() if version is None else snap.refs())
 
-    def acquire(self, ref: str, key: bytes | None = None) -> Harness[T]:
+    def acquire(self, ref: str, key: RoutingKey | None = None) -> Harness[T]:
         """Resolve ``ref`` and count a reader in; the caller must :meth:`Harness.release` it exactly once.
 
         Retries when the version it found began draining in between (a swap happened): the next snapshot no

@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from models.ids import check_name, check_version
+from models.registry import RoutingKey
 
 __all__ = ["BUCKETS", "RolloutRouter", "RolloutState", "bucket"]
 
@@ -134,11 +135,11 @@ class RolloutRouter:
         if states.pop(name, None) is not None:
             self._states = MappingProxyType(states)
 
-    def route(self, name: str, live: str, key: bytes | None) -> str:
+    def route(self, name: str, live: str, key: RoutingKey | None) -> str:
         state = self._states.get(name)
         if state is None or key is None:
             return live
         threshold = state.threshold
-        if threshold and bucket(key) < threshold:
+        if threshold and (key if isinstance(key, int) else bucket(key)) < threshold:
             return state.candidate
         return live

@@ -46,6 +46,7 @@ from gateway.grpc.protos import inference_pb2 as pb
 from gateway.grpc.status import status_for
 from gateway.grpc.tensors import datatype_of, decode_raw, decode_typed, encode_raw, encode_typed, wire_shape
 from gateway.runtime import ModelRuntime
+from models.registry import RoutingKey
 
 __all__ = ["ROUTING_KEY", "SERVICE_NAME", "InferenceService"]
 
@@ -176,7 +177,7 @@ class InferenceService:
             raise DeadlineExceededError(f"the request's deadline passed {when}")
 
     def _score(
-        self, runtime: ModelRuntime, ref: str, inputs: dict[str, np.ndarray[Any, Any]], key: bytes | None
+        self, runtime: ModelRuntime, ref: str, inputs: dict[str, np.ndarray[Any, Any]], key: RoutingKey | None
     ) -> tuple[dict[str, np.ndarray[Any, Any]], str]:
         """Score ``ref`` through the engine (which routes, and holds the version that serves for the call), by
         its fast path when the model has one: one float32 input, one fixed-shape output (the ranking models).

@@ -17,14 +17,18 @@ from typing import Any
 
 import numpy as np
 import pytest
+from lifecycle_builders import FEATURES as LIFECYCLE_FEATURES
+from lifecycle_builders import package_dir
 from onnx_builders import logistic_model, reference_scores
 
 from gateway.engine import Engine
+from gateway.rollout import RolloutController
 from gateway.runtime import ModelRuntime
 from jvm_bridge.shm_ring import (
     FAILED,
     HEADER_BYTES,
     MAGIC,
+    S_BUCKET,
     S_DEADLINE,
     S_MESSAGE,
     S_SERVED,
@@ -36,6 +40,9 @@ from jvm_bridge.shm_ring import (
     remove_stale_files,
 )
 from jvm_bridge.shm_session import ShmSession, served_models
+from models.manager import ManagerOptions
+from models.rollout import BUCKETS
+from models.store import ArtifactStore
 
 FEATURES = 16
 
@@ -66,11 +73,14 @@ class Client:
         self.ring = ring
         self.seq = [0] * ring.layout.slots
 
-    def send(self, slot: int, x: np.ndarray, model: int = 0, deadline_ns: int | None = None, width: int = 1) -> int:
+    def send(
+        self, slot: int, x: np.ndarray, model: int = 0, deadline_ns: int | None = None, width: int = 1, bucket: int = -1
+    ) -> int:
         rows, features = x.shape
         self.ring.features(slot, rows, features)[:] = x
         i32, i64 = self.ring.slot_words(slot)
         i32[2:6] = (model, rows, features, width)
+        i32[S_BUCKET // 4] = bucket
         i64[S_DEADLINE // 8] = time.monotonic_ns() + 5_000_000_000 if deadline_ns is None else deadline_ns
         self.seq[slot] += 1
         i64[0] = self.seq[slot]  # request seq, written last
@@ -188,3 +198,37 @@ def test_stale_files_of_dead_gateways_are_removed(tmp_path: Path) -> None:
     removed = remove_stale_files(tmp_path)
     assert sorted(p.name for p in removed) == [f"scoregate-{dead_pid}-1", f"scoregate-{dead_pid}-1.bell0"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"scoregate-{os.getppid()}-1", "unrelated"]
+
+
+def test_a_routing_bucket_takes_the_request_into_a_canary(tmp_path: Path) -> None:
+    """The client sends its key's bucket (Java's ``Routing.bucket``); the router sends buckets in the canary's share to
+    the candidate, and the response names the version that scored."""
+    store = ArtifactStore(tmp_path / "store")
+    for version, bias in (("1", -3.0), ("2", 1.0)):
+        store.publish(package_dir(tmp_path / "src", "pctr", version, bias=bias))
+    engine = Engine.from_store(
+        store, manager_options=ManagerOptions(interval_s=0.0), require_validation=False, serve_latest=False
+    )
+    engine.manager.set_aspired("pctr", ["1"])
+    assert engine.manager.converge(30)
+    rollouts = RolloutController(engine, start_worker=False)
+    session = ShmSession.open(
+        1, "test", engine, tmp_path, f"scoregate-{os.getpid()}-9",
+        slots=2, max_rows=8, workers=1, spin_us=20.0, idle_wake_s=0.05, lease_s=5.0,
+    ).start()  # fmt: skip
+    try:
+        applied = rollouts.deploy("pctr", "2", canary_pct=25.0)
+        assert applied.ok, applied.error
+        client = Client(session.ring)
+        x = np.zeros((3, LIFECYCLE_FEATURES), np.float32)
+        want = {1: 1 / (1 + np.exp(3.0)), 2: 1 / (1 + np.exp(-1.0))}  # sigmoid(bias) at x = 0
+        cases = [(0, 2), (2499, 2), (2500, 1), (9999, 1), (-1, 1), (BUCKETS, 1)]  # BUCKETS: not a bucket, no key
+        for bucket, version in cases:
+            assert client.wait(0, client.send(0, x, bucket=bucket))[0] == SCORED
+            assert int(session.ring.slot_words(0)[1][S_SERVED // 8]) == version, bucket
+            np.testing.assert_allclose(session.ring.scores(0, (3,)), want[version], rtol=1e-5)
+        assert rollouts.status("pctr").served["candidate"] == 2
+    finally:
+        session.close()
+        rollouts.close()
+        engine.close()

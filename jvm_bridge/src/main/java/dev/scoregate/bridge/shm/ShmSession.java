@@ -171,8 +171,10 @@ final class ShmSession {
         boolean published = false;
         try {
             ring.copyIn(slot, request.featureBuffer(), (int) featureBytes);
+            // The routing key travels as its bucket (Routing.bucket, what the gateway's router computes from a key).
+            int bucket = named.version() == null ? request.routingBucket() : -1;
             long s = ring.publish(slot, m.index(), rows, request.featureCount(), m.width(),
-                    request.deadlineNanos() + ring.clockOffsetNanos());
+                    request.deadlineNanos() + ring.clockOffsetNanos(), bucket);
             published = true;
             outcome = ring.await(slot, s, request.deadlineNanos(), model, m.index(), rows);
         } catch (RuntimeException | Error e) {

@@ -167,9 +167,10 @@ final class SlotRing {
      * @param deadline the deadline in the gateway's clock
      * @return the request's seq, for {@link #await}
      */
-    long publish(int slot, int model, int rows, int features, int width, long deadline) {
+    long publish(int slot, int model, int rows, int features, int width, long deadline, int bucket) {
         int base = layout.slot(slot);
         memory.putInt(base + RingLayout.S_MODEL, model);
+        memory.putInt(base + RingLayout.S_BUCKET, bucket);
         memory.putInt(base + RingLayout.S_ROWS, rows);
         memory.putInt(base + RingLayout.S_FEATURES, features);
         memory.putInt(base + RingLayout.S_WIDTH, width);

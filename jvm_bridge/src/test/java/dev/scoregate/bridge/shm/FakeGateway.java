@@ -45,6 +45,8 @@ final class FakeGateway implements Doorbell {
     private final Semaphore gate;
     private final List<Thread> threads = new ArrayList<>();
     private volatile boolean stopped;
+    /** The routing bucket of the last request served ({@code S_BUCKET}). */
+    volatile int lastBucket = -2;
     /** What answers say scored them ({@code S_SERVED}): a version number, or -1 (not a number). */
     volatile long servedVersion = -1;
     private volatile boolean neverSleep;
@@ -159,6 +161,7 @@ final class FakeGateway implements Doorbell {
         int rows = memory.getInt(base + RingLayout.S_ROWS);
         int features = memory.getInt(base + RingLayout.S_FEATURES);
         long deadline = memory.getLong(base + RingLayout.S_DEADLINE);
+        lastBucket = memory.getInt(base + RingLayout.S_BUCKET);
         Object[] failure = System.nanoTime() > deadline
                 ? new Object[] {GatewayErrors.DEADLINE_EXCEEDED, "deadline exceeded: never scored"}
                 : behaviour.serve(model, rows, features, memory, layout.features(slot), memory, layout.scores(slot));

@@ -93,6 +93,11 @@ class SlotRingTest {
             assertSame(TABLE.find(ModelId.parse("sum")).id(), session.score(request).servedBy());
             fake.servedVersion = -1;
             assertEquals("sum@1", session.score(request).servedBy().toString());
+            assertEquals(-1, fake.lastBucket, "no routing key");
+            session.score(slot.request(3).model("sum").routingKey("user-42").timeout(Duration.ofSeconds(5)).build());
+            assertEquals(6429, fake.lastBucket, "the key travels as its bucket");
+            session.score(slot.request(3).model("sum@1").routingKey("user-42").timeout(Duration.ofSeconds(5)).build());
+            assertEquals(-1, fake.lastBucket, "a pinned version is not routed");
         }
         assertArrayEquals(new int[] {4, 0, 0}, session.ring.census());
     }
