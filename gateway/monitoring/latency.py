@@ -94,6 +94,14 @@ class LatencyRecorder:
             s.sum_s += float(latencies_ns.sum()) / 1e9
             record_many(s.hdr, latencies_ns)
 
+    def forget(self, model: str, version: str) -> int:
+        """Remove the series of ``model`` at ``version`` (every stage); returns how many."""
+        with self._lock:
+            keys = [k for k in self._series if k.model == model and k.version == version]
+            for key in keys:
+                del self._series[key]
+        return len(keys)
+
     def series(self) -> list[SeriesKey]:
         with self._lock:
             return sorted(self._series, key=lambda k: (k.model, k.version, k.stage))

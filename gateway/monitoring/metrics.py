@@ -70,6 +70,16 @@ class Counters:
         with self._lock:
             return self._values.get((name, labels), 0.0)
 
+    def forget(self, names: Sequence[str], model: str, version: str) -> int:
+        """Remove every series of the families ``names`` (labelled model, version, ...) of ``model`` at ``version``;
+        returns how many."""
+        wanted = set(names)
+        with self._lock:
+            keys = [k for k in self._values if k[0] in wanted and k[1][:2] == (model, version)]
+            for key in keys:
+                del self._values[key]
+        return len(keys)
+
     def series(self, name: str) -> list[tuple[tuple[str, ...], float]]:
         with self._lock:
             return sorted((labels, v) for (n, labels), v in self._values.items() if n == name)

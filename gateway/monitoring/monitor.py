@@ -48,6 +48,11 @@ if TYPE_CHECKING:
 __all__ = ["Monitor", "MonitorOptions", "request_score_sample"]
 
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+#: The counter and gauge families labelled by (model, version) that go with a retired version (not rollout_state).
+_VERSION_SERIES = (
+    "model_requests", "model_rows", "model_nonfinite_scores", "model_errors", "monitor_dropped_rows",
+    "prediction_psi", "prediction_shift_alarm", "feature_drift_alarm", "feature_psi",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,11 @@ class MonitorOptions:
     ratio_tolerance: float = 0.1
     min_positives: int = 100
     latency_buckets_s: tuple[float, ...] = DEFAULT_BUCKETS_S
+    retired_series_s: float = 600.0
+    """How long the calls, rows, errors and latency series of a version :meth:`Monitor.follow` stopped watching (it
+    no longer serves) stay exported before they are removed: long enough for Prometheus to scrape their last
+    values, short enough that a gateway which swaps models all day does not export every version it ever served.
+    ``rollout_state`` stays (a rolled-back version's state is worth seeing after it is gone)."""
 
 
 def request_score_sample(options: MonitorOptions) -> int:
@@ -134,6 +144,7 @@ class Monitor:
         self._follow: Engine | None = None  # follow(): the engine whose served versions are watched
         self._follow_stage = ""
         self._followed: set[tuple[str, str]] = set()
+        self._retired: dict[tuple[str, str], float] = {}  # a followed version that stopped serving -> when
         self._worker: Worker | None = None
         self._worker = Worker(self.step, o.interval_s)
 
@@ -253,10 +264,18 @@ class Monitor:
         for name, version in sorted(serving - self._watched.keys()):
             self.watch(name, version, stage=self._follow_stage)
             self._followed.add((name, version))
+            self._retired.pop((name, version), None)  # back again (a rollback to it): its series go on
         gone = {key for key in self._followed - serving if key in quiet}
+        now = self.clock()
         if gone:
             self._watched = {k: w for k, w in self._watched.items() if k not in gone}  # replaced whole, as in watch()
             self._followed -= gone
+            self._retired.update(dict.fromkeys(gone, now))
+        expired = [key for key, since in self._retired.items() if now - since >= self.options.retired_series_s]
+        for name, version in expired:
+            del self._retired[(name, version)]
+            self.counters.forget(_VERSION_SERIES, name, version)
+            self.latency.forget(name, version)
 
     def add_gate(self, gate: RegressionGate) -> RegressionGate:
         """Report ``gate`` with the monitor's figures (the lifecycle drives it)."""

@@ -56,10 +56,50 @@ def test_the_monitor_follows_versions_through_a_hot_swap(
         monitor.step()
         assert monitor.watched("pctr", "2").calls == 2
         assert monitor.watched("pctr", "2").key.stage == "serving"
-        # Version 1 serves no more and saw no call in the last step: dropped from the watch list (its counters stay).
+        # Version 1 serves no more and saw no call in the last step: dropped from the watch list (its counters stay
+        # for MonitorOptions.retired_series_s).
         with pytest.raises(KeyError):
             monitor.watched("pctr", "1")
         assert monitor.counters.get("model_requests", ("pctr", "1", "serving")) == 3
+    finally:
+        monitor.detach(engine)
+        monitor.close()
+        engine.close()
+
+
+def test_a_retired_versions_series_are_removed_after_the_retention(
+    logistic: tuple[bytes, np.ndarray, float], batch: Callable[[int], np.ndarray]
+) -> None:
+    """A gateway that swaps all day must not export every version it ever served: a version that stopped serving
+    keeps its series for ``retired_series_s`` (Prometheus scrapes their last values), then they go; its rollout
+    state stays."""
+    now = [1000.0]
+    engine = Engine([_runtime(logistic[0], "1")])
+    monitor = Monitor(MonitorOptions(interval_s=0, retired_series_s=60.0), clock=lambda: now[0])
+    try:
+        monitor.follow(engine)
+        x = batch(8)
+        engine.score("pctr", x)
+        engine.score("pctr", x[:1])
+        with pytest.raises(ScoregateError):
+            engine.score("pctr", x[:, :3])
+        monitor.step()
+        monitor.counters.set("rollout_state", ("pctr", "1", "rolled_back"), 1.0)
+        engine.add(_runtime(logistic[0], "2"))
+        monitor.step()  # version 1 saw no call in this step: dropped from the watch list, its series kept
+        engine.score("pctr", x)
+        monitor.step()
+        v1 = ("pctr", "1", "serving")
+        assert monitor.counters.get("model_requests", v1) == 2
+        assert monitor.counters.get("model_errors", (*v1, "InputShapeError")) == 1
+        assert [(k.model, k.version) for k in monitor.latency.series()] == [("pctr", "1"), ("pctr", "2")]
+        now[0] += 61
+        monitor.step()
+        assert monitor.counters.get("model_requests", v1) == 0
+        assert monitor.counters.series("model_errors") == []
+        assert [(k.model, k.version) for k in monitor.latency.series()] == [("pctr", "2")]
+        assert monitor.counters.get("model_requests", ("pctr", "2", "serving")) == 1
+        assert monitor.counters.get("rollout_state", ("pctr", "1", "rolled_back")) == 1.0
     finally:
         monitor.detach(engine)
         monitor.close()
