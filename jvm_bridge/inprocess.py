@@ -370,8 +370,9 @@ class InProcessHost:
         """Bring Java's canary routes in line with the engine's rollouts (a lane calls it when they changed).
 
         For each served name with a canary running: its canary route resolves ``name@candidate``, then Java sends
-        that share of keyed requests there (``InProcessGateway.route``); when it ends, Java stops first, then the
-        route resolves the live name again (requests already queued on it are scored live and say so). A candidate
+        that share of keyed requests there, and requests pinning the candidate (``InProcessGateway.route``); when it
+        ends, Java stops first, then the route resolves the live name again (requests already queued on it are
+        scored live and say so; pinned ones fail as unknown). A candidate
         whose input or output width differs from the version listed at start is not routed to (Java checked the
         requests against that one); it is logged.
         """
@@ -389,9 +390,9 @@ class InProcessHost:
                     continue
                 if threshold:
                     self.refs[n + i] = ref  # before Java sends anything to the route
-                    self.java_gateway.route(name, threshold)
+                    self.java_gateway.route(name, ref.partition("@")[2], threshold)
                 else:
-                    self.java_gateway.route(name, 0)
+                    self.java_gateway.route(name, None, 0)
                     self.refs[n + i] = name
                 self._thresholds[i] = threshold
             self.routes_seen = states

@@ -25,6 +25,7 @@ Layout (all integers native-endian, every 8-byte field 8-byte aligned)::
      20  int32  outputs per row  (Java)                  128  bytes  message
      24  int64  deadline, gateway clock ns (Java)             88  int64  answered at, gateway clock ns (Python)
      32  int32  routing bucket, -1: no key (Java)
+     40  int64  pinned version, as its number; -1: none (Java)
                                                               96  int64  version that scored, as its number; -1:
                                                                          not a number (Python)
    1024  float32 features, rows x features, row-major; then float32 scores at the scores offset
@@ -101,7 +102,7 @@ H_SLOT_STRIDE, H_SLOTS_OFFSET, H_FEATURES_OFFSET, H_SCORES_OFFSET, H_MESSAGE_BYT
 H_HEARTBEAT, H_STATE, H_SLEEP = 64, 128, 192
 
 # Slot offsets.
-S_REQ_SEQ, S_MODEL, S_ROWS, S_FEATURES, S_WIDTH, S_DEADLINE, S_BUCKET = 0, 8, 12, 16, 20, 24, 32
+S_REQ_SEQ, S_MODEL, S_ROWS, S_FEATURES, S_WIDTH, S_DEADLINE, S_BUCKET, S_PINNED = 0, 8, 12, 16, 20, 24, 32, 40
 S_RESP_SEQ, S_OUTCOME, S_CODE, S_MESSAGE_LENGTH, S_ANSWERED, S_SERVED, S_MESSAGE = 64, 72, 76, 80, 88, 96, 128
 SLOT_HEADER_BYTES = 1024
 MESSAGE_BYTES = SLOT_HEADER_BYTES - S_MESSAGE

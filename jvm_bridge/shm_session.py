@@ -43,6 +43,7 @@ from jvm_bridge.shm_ring import (
     S_BUCKET,
     S_DEADLINE,
     S_MODEL,
+    S_PINNED,
     S_WIDTH,
     SCORED,
     SERVING,
@@ -285,6 +286,7 @@ class _RingWorker(threading.Thread):
         deadline = int(i64[S_DEADLINE // 8])
         bucket = int(i32[S_BUCKET // 4])  # the routing key's, computed by the client; -1: no key
         key = bucket if 0 <= bucket < BUCKETS else None
+        pinned = int(i64[S_PINNED // 8])  # the version the request pins; -1: none
         name = session.models[model].name if 0 <= model < len(session.models) else f"#{model}"
         try:
             late = session.clock() - deadline
@@ -295,7 +297,8 @@ class _RingWorker(threading.Thread):
                     "request; never scored"
                 )
             x, out = self._views(slot, model, name, rows, features, width)
-            _, version, _ = session.engine.score_served(name, x, out, key, observe=True)
+            ref = name if pinned < 0 else f"{name}@{pinned}"
+            _, version, _ = session.engine.score_served(ref, x, out, key, observe=True)
         except Exception as exc:  # every error goes back to the caller, typed
             self.stats.failed += 1
             message = str(exc) if isinstance(exc, ScoregateError) else f"{type(exc).__name__}: {exc}"

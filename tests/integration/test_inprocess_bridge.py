@@ -443,10 +443,10 @@ def test_java_requests_with_a_routing_key_take_part_in_a_canary(tmp_path: Path) 
             gateway = _java().ModelGateways.get()
             arena = host.new_arena(2, 2, LIFECYCLE_FEATURES)
 
-            def call(key: str | None) -> tuple[str, np.ndarray]:
+            def call(key: str | None, model: str = "pctr") -> tuple[str, np.ndarray]:
                 with arena.acquire() as slot:
                     _fill(slot, x)
-                    builder = slot.request(2).model("pctr").timeout(duration)
+                    builder = slot.request(2).model(model).timeout(duration)
                     result = gateway.score((builder if key is None else builder.routingKey(key)).build())
                     return str(result.servedBy()), _scores(result, 2)
 
@@ -469,8 +469,15 @@ def test_java_requests_with_a_routing_key_take_part_in_a_canary(tmp_path: Path) 
             assert str(result.servedBy()) == ("pctr@2" if bucket(b"42") < applied.state.threshold else "pctr@1")
             served_counts = rollouts.status("pctr").served  # the rollout saw the JVM traffic on both sides
             assert served_counts["candidate"] > 0 and served_counts["live"] > 0, served_counts
+            # Pins: the candidate and the live version are scored by themselves; any other version fails as unknown
+            assert call(None, "pctr@2")[0] == "pctr@2" and call("user-1", "pctr@1")[0] == "pctr@1"
+            unknown = jpype.JClass("dev.scoregate.bridge.UnknownModelException")
+            with pytest.raises(unknown, match="'pctr@7': that version does not serve in process; pctr@1 does"):
+                call(None, "pctr@7")
             rollouts.rollback("pctr", "2", "test")
             assert {call(key)[0] for key in served} == {"pctr@1"}
+            with pytest.raises(unknown):
+                call(None, "pctr@2")
     finally:
         rollouts.close()
         engine.close()

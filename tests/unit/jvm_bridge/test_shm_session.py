@@ -31,6 +31,7 @@ from jvm_bridge.shm_ring import (
     S_BUCKET,
     S_DEADLINE,
     S_MESSAGE,
+    S_PINNED,
     S_SERVED,
     SCORED,
     SERVING,
@@ -74,13 +75,21 @@ class Client:
         self.seq = [0] * ring.layout.slots
 
     def send(
-        self, slot: int, x: np.ndarray, model: int = 0, deadline_ns: int | None = None, width: int = 1, bucket: int = -1
+        self,
+        slot: int,
+        x: np.ndarray,
+        model: int = 0,
+        deadline_ns: int | None = None,
+        width: int = 1,
+        bucket: int = -1,
+        pinned: int = -1,
     ) -> int:
         rows, features = x.shape
         self.ring.features(slot, rows, features)[:] = x
         i32, i64 = self.ring.slot_words(slot)
         i32[2:6] = (model, rows, features, width)
         i32[S_BUCKET // 4] = bucket
+        i64[S_PINNED // 8] = pinned
         i64[S_DEADLINE // 8] = time.monotonic_ns() + 5_000_000_000 if deadline_ns is None else deadline_ns
         self.seq[slot] += 1
         i64[0] = self.seq[slot]  # request seq, written last
@@ -126,9 +135,14 @@ def test_a_request_is_scored_in_place_by_its_worker(session: ShmSession, logisti
         np.testing.assert_allclose(scores, reference_scores(x, logistic[1], logistic[2]), rtol=1e-5, atol=1e-6)
         assert int(session.ring.slot_words(slot)[1][S_SERVED // 8]) == 3  # the version that scored
     assert session.stats().scored == 4 and session.ring.state == SERVING
+    assert client.wait(0, client.send(0, x, pinned=3))[0] == SCORED
     session.engine.add(ModelRuntime.load(logistic[0], name="pctr", version="12"))  # a hot swap
     assert client.wait(0, client.send(0, x))[0] == SCORED
     assert int(session.ring.slot_words(0)[1][S_SERVED // 8]) == 12
+    # A pin is scored by its version or answered as unknown (version 3 no longer serves)
+    assert client.wait(1, client.send(1, x, pinned=12))[0] == SCORED
+    assert int(session.ring.slot_words(1)[1][S_SERVED // 8]) == 12
+    assert client.wait(2, client.send(2, x, pinned=3)) == (FAILED, 2, "unknown model 'pctr@3'; loaded: pctr@12")
 
 
 def test_errors_come_back_as_codes_and_python_messages(session: ShmSession) -> None:

@@ -46,8 +46,12 @@ import java.util.concurrent.TimeUnit;
  *       {@link dev.scoregate.bridge.ModelGateways} is the host's job.</li>
  *   <li>Canaries: while the host has set a canary share for a name ({@link #route}), a request for that name that
  *       pins no version and carries a routing key whose bucket falls in the share is queued on the name's canary
- *       route, model index {@code i + models} for listed model {@code i} ({@link #routes()}); the lane's Python
- *       scores that route with the candidate, and the result names the version that scored.</li>
+ *       route, model index {@code i + models} for listed model {@code i} ({@link #routes()}), and so is one that
+ *       pins the candidate; the lane's Python scores that route with the candidate, and the result names the
+ *       version that scored.</li>
+ *   <li>Pins: a request naming {@code name@version} is scored by that version or fails with
+ *       {@link UnknownModelException}: in process, a name serves its live version and its canary's, and a pin of
+ *       any other version (one listed at start that a hot swap replaced) fails once its batch is scored.</li>
  * </ol>
  *
  * <p>Request threads wait with {@link java.util.concurrent.locks.LockSupport#parkNanos}; the lane unparks them. The
@@ -161,6 +165,8 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
     private volatile FeatureArena[] arenas = new FeatureArena[0];
     /** Copy on write, per listed model: keyed requests whose bucket is below this go to its canary route; 0: none. */
     private volatile int[] canaryThresholds;
+    /** Copy on write, per listed model: the canary's candidate version (requests pinning it take the route), or null. */
+    private volatile String[] canaryVersions;
     private volatile boolean closed;
     /** Orders newArena against close (a private lock: the gateway object itself is shared with callers). */
     private final Object lifecycle = new Object();
@@ -199,6 +205,7 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
         this.names = List.copyOf(distinctNames);
         this.loaded = List.copyOf(ids);
         this.canaryThresholds = new int[specs.length];
+        this.canaryVersions = new String[specs.length];
         this.queue = new RequestQueue(2 * specs.length, options.workers(), options.queueCapacity(),
                 options.maxBatchRows(), options.maxDelayNanos(), spin, options.laneSpinNanos(), options.gatherNanos());
         this.lanes = new WorkerLane[options.workers()];
@@ -241,6 +248,10 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
             throw closed(named.toString());
         }
         Integer model = index.get(named);
+        if (model == null && named.version() != null) {
+            // A version not listed at start (the live one after a hot swap, a canary): checked when scored.
+            model = index.get(new ModelId(named.name(), null));
+        }
         if (model == null) {
             throw new UnknownModelException(named.toString(), loaded);
         }
@@ -274,7 +285,8 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
             scoreOffset = slot.get().scoresOffset();
         }
         int route = model;
-        if (named.version() == null) {
+        String pinned = named.version();
+        if (pinned == null) {
             int threshold = canaryThresholds[model];
             if (threshold > 0) {
                 int bucket = request.routingBucket();
@@ -282,6 +294,8 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
                     route = model + specs.length; // the canary route of this model
                 }
             }
+        } else if (pinned.equals(canaryVersions[model])) {
+            route = model + specs.length;
         }
         Pending pending = new Pending(request, route, servedBy[model], now, arenaId, featureOffset, scoreOffset,
                 waiter, future);
@@ -347,16 +361,17 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
 
     /**
      * Sends keyed, un-pinned requests for {@code name} whose routing bucket ({@link Routing}) is
-     * below {@code threshold} to the name's canary route; 0 ends the canary. Set by the Python host when a rollout
-     * changes (the threshold is the rollout's: {@code round(canary% x 100)}). Requests already queued keep their
-     * route.
+     * below {@code threshold}, and requests pinning {@code candidate}, to the name's canary route; a threshold of 0
+     * ends the canary. Set by the Python host when a rollout changes (the threshold is the rollout's:
+     * {@code round(canary% x 100)}). Requests already queued keep their route.
      *
      * @param name      a listed model name, without version
+     * @param candidate the canary's version, or null when {@code threshold} is 0
      * @param threshold {@code 0 <= threshold <= Routing.BUCKETS}
      * @throws UnknownModelException    if no listed model has that name
      * @throws IllegalArgumentException if {@code threshold} is out of range
      */
-    public void route(String name, int threshold) {
+    public void route(String name, String candidate, int threshold) {
         Integer i = index.get(ModelId.parse(name));
         if (i == null || name.indexOf('@') >= 0) {
             throw new UnknownModelException(name, loaded);
@@ -366,8 +381,11 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
                     + "], got " + threshold);
         }
         synchronized (lifecycle) {
+            String[] versions = canaryVersions.clone();
+            versions[i] = threshold > 0 ? candidate : null;
             int[] thresholds = canaryThresholds.clone();
             thresholds[i] = threshold;
+            canaryVersions = versions; // before the threshold: a keyed request routed there finds its version set
             canaryThresholds = thresholds;
         }
     }

@@ -1,6 +1,7 @@
 package dev.scoregate.bridge.inprocess;
 
 import dev.scoregate.bridge.ModelId;
+import dev.scoregate.bridge.UnknownModelException;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -231,6 +232,11 @@ public final class WorkerLane {
                 if (!p.claim()) {
                     continue; // abandoned at its deadline while staged
                 }
+                String pinned = p.request.model().version();
+                if (pinned != null && !pinned.equals(p.servedBy.version())) {
+                    p.fail(notServed(p.servedBy)); // scored by another version: the pin is not honoured
+                    continue;
+                }
                 if (staged) {
                     int bytes = p.rows() * width * Float.BYTES;
                     whole(p.request.scoreBuffer(), bytes)
@@ -269,6 +275,11 @@ public final class WorkerLane {
         }
     }
 
+    private static Failure notServed(ModelId servedBy) {
+        return model -> UnknownModelException.fromGateway(model, "unknown model '" + model + "': that version does not "
+                + "serve in process; " + servedBy + " does", List.of(servedBy.toString()));
+    }
+
     /** Decides in place or staged and writes the control block; false if nothing is left to score. */
     private boolean prepare() {
         Pending first = batch.items[0];
@@ -280,8 +291,10 @@ public final class WorkerLane {
                 describe(first.model, first.rows(), first.arenaId, first.featureOffset, first.scoreOffset, 1, spec);
                 long seq = ++sequence;
                 control.putLong(SEQUENCE, seq);
-                if (queue.runsLong(first.model, first.rows())) {
-                    first.scoredBy(this, seq); // its caller may take the scores once Python marks the batch
+                // Its caller may take the scores once Python marks the batch; not a pinned request, which waits for
+                // complete() to check that its version scored it.
+                if (queue.runsLong(first.model, first.rows()) && first.request.model().version() == null) {
+                    first.scoredBy(this, seq);
                 }
                 return true;
             }

@@ -17,6 +17,7 @@ import java.nio.ByteOrder;
  *  20 int32 max rows             56 int32 message bytes  20 int32 outputs/row   (Java)
  *  24 int32 max features         64 int64 heartbeat (Py) 24 int64 deadline, gateway clock ns (Java)
  *  28 int32 max outputs/row     128 int64 state (Py)     32 int32 routing bucket, -1: no key (Java)
+ *                                                        40 int64 pinned version's number, -1: none (Java)
  *                                                        64 int64 response seq  (Python, written last)
  *                               192 + 64 w int64 sleep   72 int32 outcome: 1 scored, 2 failed
  *                                   word of worker w     76 int32 error code, 80 int32 message length
@@ -58,6 +59,7 @@ public final class RingLayout {
     static final int S_WIDTH = 20;
     static final int S_DEADLINE = 24;
     static final int S_BUCKET = 32;
+    static final int S_PINNED = 40;
     static final int S_RESP_SEQ = 64;
     static final int S_OUTCOME = 72;
     static final int S_CODE = 76;

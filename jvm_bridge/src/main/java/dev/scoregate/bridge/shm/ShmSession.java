@@ -134,6 +134,15 @@ final class ShmSession {
         ModelId named = request.model();
         String model = named.toString();
         ModelTable.Model m = table.find(named);
+        long pinned = -1;
+        if (named.version() != null) {
+            // The gateway scores exactly the pinned version or answers that it does not serve: the table lists the
+            // versions served at connect, and a hot swap may have replaced them since.
+            pinned = versionNumber(named);
+            if (m == null) {
+                m = table.find(new ModelId(named.name(), null));
+            }
+        }
         if (m == null) {
             throw new UnknownModelException(model, table.loaded());
         }
@@ -174,7 +183,7 @@ final class ShmSession {
             // The routing key travels as its bucket (Routing.bucket, what the gateway's router computes from a key).
             int bucket = named.version() == null ? request.routingBucket() : -1;
             long s = ring.publish(slot, m.index(), rows, request.featureCount(), m.width(),
-                    request.deadlineNanos() + ring.clockOffsetNanos(), bucket);
+                    request.deadlineNanos() + ring.clockOffsetNanos(), bucket, pinned);
             published = true;
             outcome = ring.await(slot, s, request.deadlineNanos(), model, m.index(), rows);
         } catch (RuntimeException | Error e) {
@@ -192,6 +201,20 @@ final class ShmSession {
         } finally {
             ring.release(slot);
         }
+    }
+
+    /** A pinned version as the number the ring carries; versions are decimal numbers (the package format's). */
+    private long versionNumber(ModelId named) {
+        String version = named.version();
+        try {
+            long number = Long.parseLong(version);
+            if (number >= 0 && Long.toString(number).equals(version)) {
+                return number;
+            }
+        } catch (NumberFormatException e) {
+            // falls through
+        }
+        throw new UnknownModelException(named.toString(), table.loaded());
     }
 
     /**

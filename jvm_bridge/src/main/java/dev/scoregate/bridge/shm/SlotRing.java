@@ -167,10 +167,11 @@ final class SlotRing {
      * @param deadline the deadline in the gateway's clock
      * @return the request's seq, for {@link #await}
      */
-    long publish(int slot, int model, int rows, int features, int width, long deadline, int bucket) {
+    long publish(int slot, int model, int rows, int features, int width, long deadline, int bucket, long pinned) {
         int base = layout.slot(slot);
         memory.putInt(base + RingLayout.S_MODEL, model);
         memory.putInt(base + RingLayout.S_BUCKET, bucket);
+        memory.putLong(base + RingLayout.S_PINNED, pinned);
         memory.putInt(base + RingLayout.S_ROWS, rows);
         memory.putInt(base + RingLayout.S_FEATURES, features);
         memory.putInt(base + RingLayout.S_WIDTH, width);

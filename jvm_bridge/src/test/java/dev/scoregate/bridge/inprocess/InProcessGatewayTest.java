@@ -205,7 +205,7 @@ class InProcessGatewayTest extends GatewayFixture {
         WorkerLane lane = gateway.lane(0);
         assertEquals(4, gateway.routes()); // ctr, cvr, then their canary routes
         assertEquals(0, gateway.canaryThreshold("ctr"));
-        gateway.route("ctr", 5000);
+        gateway.route("ctr", "8", 5000);
         assertEquals(5000, gateway.canaryThreshold("ctr"));
         int canaries = 0;
         for (int user = 0; user < 40; user++) {
@@ -237,15 +237,44 @@ class InProcessGatewayTest extends GatewayFixture {
             lane.complete();
             assertEquals("ctr@7", result.get(10, TimeUnit.SECONDS).servedBy().toString());
         }
-        gateway.route("ctr", 0);
+        gateway.route("ctr", null, 0);
         CompletableFuture<ScoreResult> ended = gateway.scoreAsync(keyed(CTR, "ctr", inShare, 0));
         assertEquals(1, lane.take(WAIT));
         assertEquals(0, FakePython.score(gateway, lane)[0]);
         lane.complete();
         ended.get(10, TimeUnit.SECONDS);
-        assertThrows(UnknownModelException.class, () -> gateway.route("nope", 1));
-        assertThrows(UnknownModelException.class, () -> gateway.route("ctr@7", 1));
-        assertThrows(IllegalArgumentException.class, () -> gateway.route("ctr", Routing.BUCKETS + 1));
+        assertThrows(UnknownModelException.class, () -> gateway.route("nope", "1", 1));
+        assertThrows(UnknownModelException.class, () -> gateway.route("ctr@7", "8", 1));
+        assertThrows(IllegalArgumentException.class, () -> gateway.route("ctr", "8", Routing.BUCKETS + 1));
+    }
+
+    @Test
+    void aPinIsScoredByItsVersionOrFails() throws Exception {
+        InProcessGateway gateway = gateway(oneLane());
+        WorkerLane lane = gateway.lane(0);
+        gateway.route("ctr", "8", 1000);
+        // Pinning the canary's version takes the canary route, without a key.
+        CompletableFuture<ScoreResult> canary = gateway.scoreAsync(plain(CTR, "ctr@8", 1, 0f, Duration.ofSeconds(5)));
+        assertEquals(1, lane.take(WAIT));
+        assertEquals(2, FakePython.score(gateway, lane)[0]);
+        lane.serving(2, "8");
+        lane.complete();
+        assertEquals("ctr@8", canary.get(10, TimeUnit.SECONDS).servedBy().toString());
+        // A hot swap replaced ctr@7 with ctr@9 (not listed at start): a pin of 9 is admitted and scored by it, a pin
+        // of 7 is scored by 9 and fails as unknown (its scores are not handed over as 7's).
+        List<CompletableFuture<ScoreResult>> pins = List.of(
+                gateway.scoreAsync(plain(CTR, "ctr@9", 1, 0f, Duration.ofSeconds(5))),
+                gateway.scoreAsync(plain(CTR, "ctr@7", 1, 0f, Duration.ofSeconds(5))));
+        assertEquals(2, lane.take(WAIT));
+        lane.serving(0, "9");
+        assertEquals(0, FakePython.score(gateway, lane)[0]);
+        lane.complete();
+        assertEquals("ctr@9", pins.get(0).get(10, TimeUnit.SECONDS).servedBy().toString());
+        Exception stale = assertThrows(Exception.class, () -> pins.get(1).get(10, TimeUnit.SECONDS));
+        assertTrue(stale.getCause() instanceof UnknownModelException, stale.toString());
+        assertTrue(stale.getCause().getMessage().contains("'ctr@7': that version does not serve in process; ctr@9 "
+                + "does"), stale.getCause().getMessage());
+        failure(UnknownModelException.class, gateway.scoreAsync(plain(CTR, "nope@1", 1, 0f, Duration.ofSeconds(5))));
     }
 
     private static ScoreRequest keyed(ModelSpec spec, String model, String key, float base) {
@@ -345,8 +374,7 @@ class InProcessGatewayTest extends GatewayFixture {
         UnknownModelException unknown = assertThrows(UnknownModelException.class,
                 () -> gateway.score(plain(CTR, "nope", 1, 0f, Duration.ofSeconds(1))));
         assertEquals("unknown model 'nope'; loaded: ctr@7, cvr@2", unknown.getMessage());
-        assertThrows(UnknownModelException.class,
-                () -> gateway.score(plain(CTR, "ctr@8", 1, 0f, Duration.ofSeconds(1))));
+        // (a pin of a version of a served name is admitted and checked once scored: aPinIsScoredByItsVersionOrFails)
         UnknownModelException async = failure(UnknownModelException.class,
                 gateway.scoreAsync(plain(CTR, "nope@1", 1, 0f, Duration.ofSeconds(1))));
         assertEquals(Optional.of("nope@1"), async.modelName());

@@ -45,8 +45,9 @@ final class FakeGateway implements Doorbell {
     private final Semaphore gate;
     private final List<Thread> threads = new ArrayList<>();
     private volatile boolean stopped;
-    /** The routing bucket of the last request served ({@code S_BUCKET}). */
+    /** The routing bucket and the pinned version of the last request served ({@code S_BUCKET}, {@code S_PINNED}). */
     volatile int lastBucket = -2;
+    volatile long lastPinned = -2;
     /** What answers say scored them ({@code S_SERVED}): a version number, or -1 (not a number). */
     volatile long servedVersion = -1;
     private volatile boolean neverSleep;
@@ -162,6 +163,7 @@ final class FakeGateway implements Doorbell {
         int features = memory.getInt(base + RingLayout.S_FEATURES);
         long deadline = memory.getLong(base + RingLayout.S_DEADLINE);
         lastBucket = memory.getInt(base + RingLayout.S_BUCKET);
+        lastPinned = memory.getLong(base + RingLayout.S_PINNED);
         Object[] failure = System.nanoTime() > deadline
                 ? new Object[] {GatewayErrors.DEADLINE_EXCEEDED, "deadline exceeded: never scored"}
                 : behaviour.serve(model, rows, features, memory, layout.features(slot), memory, layout.scores(slot));

@@ -98,6 +98,15 @@ class SlotRingTest {
             assertEquals(6429, fake.lastBucket, "the key travels as its bucket");
             session.score(slot.request(3).model("sum@1").routingKey("user-42").timeout(Duration.ofSeconds(5)).build());
             assertEquals(-1, fake.lastBucket, "a pinned version is not routed");
+            assertEquals(1, fake.lastPinned, "the gateway scores the pinned version, or answers it does not serve");
+            session.score(slot.request(3).model("sum@7").timeout(Duration.ofSeconds(5)).build());
+            assertEquals(7, fake.lastPinned, "a version not listed at connect (a hot swap since) goes to the gateway");
+            session.score(request);
+            assertEquals(-1, fake.lastPinned);
+            for (String odd : List.of("sum@x1", "sum@007", "nope@1")) {
+                ScoreRequest pin = slot.request(3).model(odd).timeout(Duration.ofSeconds(5)).build();
+                assertThrows(UnknownModelException.class, () -> session.score(pin), odd);
+            }
         }
         assertArrayEquals(new int[] {4, 0, 0}, session.ring.census());
     }
