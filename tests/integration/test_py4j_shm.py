@@ -217,14 +217,16 @@ def test_failures_become_the_typed_java_exceptions(gateway: tuple[Proc, int]) ->
     shape = "model 'pctr' input 'features': input feature count is 8, expected 16 (features: float32[batch, 16])"
     assert cases["nan"] == ("InvalidInputException", nan)
     assert cases["shape"] == ("InvalidInputException", shape)
+    # A pinned version goes to the gateway, which answers that it does not serve (the client's table is from connect;
+    # a hot swap may have loaded it since):
+    assert cases["version"] == ("UnknownModelException", "unknown model 'pctr@999'; loaded: bench_mlp@1, pctr@3")
     # The client's own checks, before anything is sent:
     assert cases["unknown"] == ("UnknownModelException", "unknown model 'nope'; loaded: bench_mlp@1, pctr@3")
-    assert cases["version"] == ("UnknownModelException", "unknown model 'pctr@999'; loaded: bench_mlp@1, pctr@3")
     assert cases["rows"][0] == "InvalidInputException" and "exceed a shared-memory slot" in cases["rows"][1]
     assert cases["expired"][0] == "DeadlineExceededException" and "before the request was sent" in cases["expired"][1]
     assert cases["after"] == ("ok", "-")
     health = dict(line.split("\t")[1:3] for line in lines if line.startswith("health\t"))
-    assert health["status"] == "serving" and int(health["sessions"]) == 1 and int(health["failed"]) == 2, health
+    assert health["status"] == "serving" and int(health["sessions"]) == 1 and int(health["failed"]) == 3, health
 
 
 class Blocking(ModelRuntime):
