@@ -264,7 +264,7 @@ public final class AdServer {
                         earlyLayout.write(slot.features(), user, context, candidates, n);
                     }
                     ScoreResult r = gateway.score(slot.request(n).model(options.earlyRanker())
-                            .deadlineNanos(deadline).build());
+                            .deadlineNanos(deadline).routingKey(user).build());
                     calls++;
                     for (int i = 0; i < n; i++) {
                         earlyScores[i] = r.score(i);
@@ -287,7 +287,7 @@ public final class AdServer {
                         layouts[j].write(slots[j].features(), user, context, ads, m);
                     }
                 }
-                scoreAll(m, deadline);
+                scoreAll(m, deadline, user);
                 unsafe = price(ads, m);
             } finally {
                 for (int j = 0; j < slots.length; j++) {
@@ -317,10 +317,11 @@ public final class AdServer {
             recorder.served(System.nanoTime() - start, calls, m, unsafe, outcome, objective, winning);
         }
 
-        private void scoreAll(int rows, long deadline) {
+        /** The user is each request's routing key: during a canary, a user sees one version of a model. */
+        private void scoreAll(int rows, long deadline, int user) {
             if (!options.parallel()) {
                 for (int j = 0; j < models.length; j++) {
-                    results[j] = gateway.score(request(j, rows, deadline));
+                    results[j] = gateway.score(request(j, rows, deadline, user));
                     calls++;
                 }
                 return;
@@ -331,7 +332,7 @@ public final class AdServer {
             RuntimeException failure = null;
             for (int j = 0; j < models.length && failure == null; j++) {
                 try {
-                    futures.add(gateway.scoreAsync(request(j, rows, deadline)));
+                    futures.add(gateway.scoreAsync(request(j, rows, deadline, user)));
                 } catch (ScoregateException e) { // a request that does not build
                     failure = e;
                 }
@@ -350,8 +351,8 @@ public final class AdServer {
             }
         }
 
-        private ScoreRequest request(int j, int rows, long deadline) {
-            return slots[j].request(rows).model(models[j]).deadlineNanos(deadline).build();
+        private ScoreRequest request(int j, int rows, long deadline, int user) {
+            return slots[j].request(rows).model(models[j]).deadlineNanos(deadline).routingKey(user).build();
         }
 
         /** Fills {@code ecpm[0..m)}; returns how many candidates brand safety removed. */
