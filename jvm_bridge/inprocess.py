@@ -372,9 +372,8 @@ class InProcessHost:
         For each served name with a canary running: its canary route resolves ``name@candidate``, then Java sends
         that share of keyed requests there, and requests pinning the candidate (``InProcessGateway.route``); when it
         ends, Java stops first, then the route resolves the live name again (requests already queued on it are
-        scored live and say so; pinned ones fail as unknown). A candidate
-        whose input or output width differs from the version listed at start is not routed to (Java checked the
-        requests against that one); it is logged.
+        scored live and say so; pinned ones fail as unknown). A candidate whose input or output width differs from
+        the version listed at start is not routed to (Java checked the requests against that one); it is logged.
         """
         with self._routes_lock:
             states = getattr(self.engine.manager.registry.router, "states", None)
