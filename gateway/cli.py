@@ -24,6 +24,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from gateway.sources import ModelSource, add_source_arguments, open_engine, source_from
+
 __all__ = ["main"]
 
 DEFAULT_DEMO_DIR = Path("build/demo")
@@ -55,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--jvm-main", required=True, metavar="CLASS", help="fully qualified Java main class")
     serve.add_argument("--classpath", default="", help="extra classpath entries, separated by ':'")
-    serve.add_argument("--models", type=Path, default=DEFAULT_DEMO_DIR / "models", help="model directory (%(default)s)")
+    add_source_arguments(serve, DEFAULT_DEMO_DIR / "models")
     serve.add_argument("--workers", type=int, default=2, help="Python scoring threads (default %(default)s)")
     serve.add_argument("--max-delay-us", type=float, default=0.0, help="batching delay (default %(default)s: none)")
     serve.add_argument(
@@ -76,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         "ModelGateways.connect(host, port, options) (jar: scoregate-py4j-client). Py4J carries control only; every "
         "request's tensors travel through a shared-memory ring under /dev/shm. Runs until SIGTERM or Ctrl-C.",
     )
-    py4j.add_argument("--models", type=Path, default=DEFAULT_DEMO_DIR / "models", help="model directory (%(default)s)")
+    add_source_arguments(py4j, DEFAULT_DEMO_DIR / "models")
     py4j.add_argument("--host", default="127.0.0.1", help="listen address (default %(default)s)")
     py4j.add_argument("--port", type=int, default=25334, help="Py4J port; 0 picks a free one (default %(default)s)")
     py4j.add_argument("--workers", type=int, default=2, help="scoring threads per client JVM (default %(default)s)")
@@ -90,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         "ModelInfer), plus standard health checking and server reflection. Beyond --max-in-flight concurrent "
         "calls the server answers RESOURCE_EXHAUSTED at once. Runs until SIGTERM or Ctrl-C.",
     )
-    grpc.add_argument("--models", type=Path, default=DEFAULT_DEMO_DIR / "models", help="model directory (%(default)s)")
+    add_source_arguments(grpc, DEFAULT_DEMO_DIR / "models")
     grpc.add_argument("--host", default="127.0.0.1", help="listen address (default %(default)s)")
     grpc.add_argument("--port", type=int, default=8001, help="gRPC port; 0 picks a free one (default %(default)s)")
     grpc.add_argument("--workers", type=int, default=4, help="server threads (default %(default)s)")
@@ -193,16 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         summary = run_demo(DemoOptions(args.demo_dir, args.duration, args.threads, args.candidates))
         return 1 if summary.requests == 0 else 0
-    if args.command in ("serve", "serve-grpc"):
-        return _serve(args) if args.command == "serve" else _serve_grpc(args)
-    if args.command == "serve-py4j":
-        from jvm_bridge.py4j_server import Py4jServerOptions, serve
-
-        return serve(
-            args.models,
-            Py4jServerOptions(host=args.host, port=args.port, workers=args.workers),
-            metrics_port=args.metrics_port,
-        )
+    if args.command in ("serve", "serve-grpc", "serve-py4j"):
+        return _server(args)
     if args.command == "models":
         from gateway.engine import Engine
 
@@ -221,26 +215,45 @@ def _features(args: argparse.Namespace) -> int:
     return int(run(args))
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from gateway.engine import Engine
+def _server(args: argparse.Namespace) -> int:
+    """``serve``, ``serve-grpc`` or ``serve-py4j``, over the model source its options name."""
+    try:
+        source = source_from(args)
+    except ValueError as exc:
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return _serve(args, source)
+    if args.command == "serve-grpc":
+        return _serve_grpc(args, source)
+    from jvm_bridge.py4j_server import Py4jServerOptions, serve
+
+    options = Py4jServerOptions(host=args.host, port=args.port, workers=args.workers)
+    return serve(source, options, metrics_port=args.metrics_port)
+
+
+def _serve(args: argparse.Namespace, source: ModelSource) -> int:
     from gateway.heap import freeze_startup_heap
     from gateway.monitoring.endpoint import metrics_endpoint
     from jvm_bridge.inprocess import InProcessHost, InProcessOptions
     from jvm_bridge.jvm import start_jvm
 
-    engine = Engine.from_directory(args.models)
-    start_jvm([p for p in args.classpath.split(":") if p], args.jvm_arg)
-    java_args = args.args[1:] if args.args[:1] == ["--"] else args.args
-    options = InProcessOptions(workers=args.workers, max_delay_us=args.max_delay_us, gather_us=args.gather_us)
-    with InProcessHost(engine, options) as host, metrics_endpoint(engine, "127.0.0.1", args.metrics_port) as metrics:
-        if metrics is not None:
-            print(f"scoregate metrics on {metrics.url}", file=sys.stderr, flush=True)  # stdout is the Java program's
-        freeze_startup_heap()
-        host.run_main(args.jvm_main, java_args)
+    with open_engine(source) as engine:
+        start_jvm([p for p in args.classpath.split(":") if p], args.jvm_arg)
+        java_args = args.args[1:] if args.args[:1] == ["--"] else args.args
+        options = InProcessOptions(workers=args.workers, max_delay_us=args.max_delay_us, gather_us=args.gather_us)
+        with (
+            InProcessHost(engine, options) as host,
+            metrics_endpoint(engine, "127.0.0.1", args.metrics_port) as metrics,
+        ):
+            if metrics is not None:  # on stderr: stdout is the Java program's
+                print(f"scoregate metrics on {metrics.url}", file=sys.stderr, flush=True)
+            freeze_startup_heap()
+            host.run_main(args.jvm_main, java_args)
     return 0
 
 
-def _serve_grpc(args: argparse.Namespace) -> int:
+def _serve_grpc(args: argparse.Namespace, source: ModelSource) -> int:
     from gateway.grpc import GrpcServerOptions, serve
 
     token = args.token
@@ -260,7 +273,7 @@ def _serve_grpc(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"serve-grpc: {exc}", file=sys.stderr)
         return 2
-    return serve(args.models, options, pipeline_demo=args.pipeline, metrics_port=args.metrics_port)
+    return serve(source, options, pipeline_demo=args.pipeline, metrics_port=args.metrics_port)
 
 
 if __name__ == "__main__":

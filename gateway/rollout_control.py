@@ -187,10 +187,13 @@ class ControlPlane:
         controller.on_rollback.append(self._publish_rollback)
 
     def start(self) -> ControlPlane:
+        """Listen, apply the desired state of every model once (on this thread: the replica serves what the cluster
+        wants from its first request), then follow changes on the converger thread."""
         self._registration = self._desired.add_entry_listener(
             include_value=True, added_func=self._on_event, updated_func=self._on_event
         )
         self._resync()
+        self.step()
         self._thread.start()
         return self
 
@@ -316,9 +319,7 @@ class _Stale(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     """One gateway replica: serve the store's models and converge on the cluster's desired state until stdin
     closes (how tests and benchmarks run replicas as processes)."""
-    from hazelcast.client import HazelcastClient
-
-    from gateway.engine import Engine
+    from gateway.sources import ModelSource, open_engine
 
     parser = argparse.ArgumentParser(prog="python -m gateway.rollout_control", description=main.__doc__)
     parser.add_argument("--store", type=Path, required=True)
@@ -328,23 +329,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-validate", action="store_true", help="serve versions without a validation report")
     parser.add_argument("--resync", type=float, default=1.0, help="seconds between full re-reads (%(default)s)")
     args = parser.parse_args(argv)
-    engine = Engine.from_store(args.store, require_validation=not args.no_validate)
-    controller = RolloutController(engine)
-    client = HazelcastClient(
-        cluster_name=args.cluster,
-        cluster_members=args.members.split(","),
-        cluster_connect_timeout=30.0,
-        statistics_enabled=False,
+    source = ModelSource(
+        store=args.store,
+        cluster=args.cluster,
+        members=tuple(args.members.split(",")),
+        replica=args.replica,
+        validate=not args.no_validate,
+        resync_s=args.resync,
     )
-    plane = ControlPlane(client, controller, args.replica, resync_s=args.resync).start()
-    print(f"ready {args.replica} {','.join(engine.refs())}", flush=True)
-    try:
+    with open_engine(source) as engine:
+        print(f"ready {args.replica} {','.join(engine.refs())}", flush=True)
         sys.stdin.read()  # until the parent closes our stdin
-    finally:
-        plane.close()
-        controller.close()
-        client.shutdown()
-        engine.close()
     return 0
 
 

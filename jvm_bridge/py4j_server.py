@@ -50,6 +50,7 @@ from gateway.blas import single_threaded_blas
 from gateway.cli import add_metrics_port_argument
 from gateway.engine import Engine
 from gateway.heap import freeze_startup_heap
+from gateway.sources import ModelSource, add_source_arguments, open_engine, source_from
 from jvm_bridge.shm_ring import SERVING, check_platform, remove_stale_files
 from jvm_bridge.shm_session import ShmSession, served_models
 
@@ -339,23 +340,27 @@ def client_classpath() -> list[str]:
     return [str(p) for p in entries]
 
 
-def serve(models: str | Path, options: Py4jServerOptions | None = None, metrics_port: int | None = None) -> int:
-    """Loads ``models``, serves them until SIGTERM or SIGINT, then closes cleanly. Prints one line once listening.
-    With ``metrics_port``, also Prometheus ``/metrics`` on the same host at that port (0: a free one)."""
+def serve(
+    source: ModelSource | str | Path, options: Py4jServerOptions | None = None, metrics_port: int | None = None
+) -> int:
+    """Serves ``source``'s models (a model directory, or a :class:`gateway.sources.ModelSource`: the artifact store,
+    a cluster replica) until SIGTERM or SIGINT, then closes cleanly. Prints one line once listening. With
+    ``metrics_port``, also Prometheus ``/metrics`` on the same host at that port (0: a free one)."""
     from gateway.monitoring.endpoint import metrics_endpoint
 
-    engine = Engine.from_directory(models)
+    source = source if isinstance(source, ModelSource) else ModelSource(models=Path(source))
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with (
+            open_engine(source) as engine,
             Py4jServer(engine, options) as server,
             metrics_endpoint(engine, server.options.host, metrics_port) as metrics,
         ):
             freeze_startup_heap()
             print(
                 f"scoregate py4j gateway listening on {server.options.host}:{server.port} "
-                f"({len(engine)} models, pid {os.getpid()})"
+                f"({len(engine)} models, {source.describe()}, pid {os.getpid()})"
                 + (f"; metrics on {metrics.url}" if metrics is not None else ""),
                 flush=True,
             )
@@ -363,14 +368,13 @@ def serve(models: str | Path, options: Py4jServerOptions | None = None, metrics_
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        engine.close()
     return 0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``serve-py4j`` options (``python -m gateway serve-py4j`` and ``python -m jvm_bridge.py4j_server``)."""
     d = Py4jServerOptions()
-    parser.add_argument("--models", type=Path, required=True, help="model directory (<name>/<version>/model.onnx)")
+    add_source_arguments(parser, None)
     parser.add_argument("--host", default=d.host, help="listen address (default %(default)s)")
     parser.add_argument("--port", type=int, default=d.port, help="Py4J port; 0 picks a free one (default %(default)s)")
     parser.add_argument("--workers", type=int, default=d.workers, help="scoring threads per client (%(default)s)")
@@ -391,7 +395,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with contextlib.suppress(BrokenPipeError):
-        return serve(args.models, options_from(args), metrics_port=args.metrics_port)
+        try:
+            source = source_from(args)
+        except ValueError as exc:
+            parser.error(str(exc))
+        return serve(source, options_from(args), metrics_port=args.metrics_port)
     return 0
 
 

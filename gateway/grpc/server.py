@@ -21,6 +21,7 @@ service NOT_SERVING (health) and not ready (``ServerReady``), lets calls in flig
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -38,6 +39,7 @@ from gateway.grpc.auth import BearerTokenInterceptor
 from gateway.grpc.protos import inference_pb2 as pb
 from gateway.grpc.service import SERVICE_NAME, InferenceService
 from gateway.heap import freeze_startup_heap
+from gateway.sources import ModelSource, open_engine
 
 __all__ = ["GrpcServer", "GrpcServerOptions", "GrpcService", "inference_service", "serve"]
 
@@ -228,47 +230,46 @@ class GrpcServer:
 
 
 def serve(
-    models: str | Path,
+    source: ModelSource | str | Path,
     options: GrpcServerOptions,
     pipeline_demo: str | Path | None = None,
     metrics_port: int | None = None,
 ) -> int:
-    """Load ``models`` and serve them until SIGTERM or SIGINT; one line is printed once listening. With
-    ``pipeline_demo`` (a built demo directory), also serve ``scoregate.v1.AdDecisionService`` over its pipeline; with
-    ``metrics_port``, Prometheus ``/metrics`` on ``options.host`` at that port (0: a free one; see
+    """Serve ``source``'s models (a model directory, or a :class:`gateway.sources.ModelSource`: the artifact store,
+    a cluster replica) until SIGTERM or SIGINT; one line is printed once listening. With ``pipeline_demo`` (a built
+    demo directory), also serve ``scoregate.v1.AdDecisionService`` over its pipeline; with ``metrics_port``,
+    Prometheus ``/metrics`` on ``options.host`` at that port (0: a free one; see
     :class:`gateway.monitoring.endpoint.MetricsEndpoint`)."""
     from gateway.monitoring.endpoint import metrics_endpoint
 
-    engine = Engine.from_directory(models)
+    source = source if isinstance(source, ModelSource) else ModelSource(models=Path(source))
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    services: list[GrpcService] = []
-    pipeline = None
-    if pipeline_demo is not None:
-        from gateway.grpc.decision import decision_service
-        from gateway.pipeline import Pipeline
-
-        pipeline = Pipeline.for_demo(engine, pipeline_demo)
-        services.append(decision_service(pipeline))
     try:
-        with (
-            GrpcServer(engine, options, services) as server,
-            metrics_endpoint(engine, options.host, metrics_port) as metrics,
-        ):
-            freeze_startup_heap()
-            scheme = "TLS" if options.tls_cert else "plaintext"
-            auth = ", bearer token required" if options.token else ""
-            print(
-                f"scoregate gRPC (KServe V2) listening on {server.address} ({scheme}{auth}; {len(engine)} models, "
-                f"{options.workers} workers, pid {os.getpid()})"
-                + (f"; metrics on {metrics.url}" if metrics is not None else ""),
-                flush=True,
-            )
-            stop.wait()
+        with open_engine(source) as engine, contextlib.ExitStack() as closing:
+            services: list[GrpcService] = []
+            if pipeline_demo is not None:
+                from gateway.grpc.decision import decision_service
+                from gateway.pipeline import Pipeline
+
+                pipeline = Pipeline.for_demo(engine, pipeline_demo)
+                closing.callback(pipeline.close)  # before the engine closes
+                services.append(decision_service(pipeline))
+            with (
+                GrpcServer(engine, options, services) as server,
+                metrics_endpoint(engine, options.host, metrics_port) as metrics,
+            ):
+                freeze_startup_heap()
+                scheme = "TLS" if options.tls_cert else "plaintext"
+                auth = ", bearer token required" if options.token else ""
+                print(
+                    f"scoregate gRPC (KServe V2) listening on {server.address} ({scheme}{auth}; {len(engine)} models, "
+                    f"{source.describe()}, {options.workers} workers, pid {os.getpid()})"
+                    + (f"; metrics on {metrics.url}" if metrics is not None else ""),
+                    flush=True,
+                )
+                stop.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if pipeline is not None:
-            pipeline.close()
-        engine.close()
     return 0
