@@ -37,3 +37,18 @@ def cluster() -> Iterator[list[Any]]:
     finally:
         for m in members:
             m.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster_client(cluster: list[Any]) -> Iterator[Any]:
+    """A Hazelcast client of the module's ``cluster`` (the control plane's maps, the feature maps' tests their own)."""
+    import hazelcast
+
+    client = hazelcast.HazelcastClient(
+        cluster_name=cluster[0].options.cluster_name,
+        cluster_members=[m.address for m in cluster],
+        cluster_connect_timeout=30,
+        statistics_enabled=False,
+    )
+    yield client
+    client.shutdown()

@@ -13,6 +13,8 @@ import onnx
 from onnx import TensorProto, helper
 from onnx_builders import logistic_model, reference_scores
 
+from gateway.engine import Engine
+from models.manager import ManagerOptions
 from models.manifest import (
     Fallback,
     HoldoutMetrics,
@@ -25,6 +27,7 @@ from models.manifest import (
     TrainingWindow,
 )
 from models.package import write_reference
+from models.store import ArtifactStore
 
 FEATURES = 8
 
@@ -98,3 +101,22 @@ def package_dir(
 def checked_model(payload: bytes) -> bytes:
     onnx.checker.check_model(onnx.load_from_string(payload))
     return payload
+
+
+#: The versions :func:`two_version_engine` publishes, by their bias, and their score at x = 0 (sigmoid of the bias).
+TWO_VERSIONS = {"1": -3.0, "2": 1.0}
+TWO_VERSION_SCORES = {v: 1 / (1 + np.exp(-b)) for v, b in TWO_VERSIONS.items()}
+
+
+def two_version_engine(root: Path, aspired: tuple[str, ...] = ("1",), live: str | None = None) -> Engine:
+    """An engine over a store under ``root`` holding ``pctr`` at versions 1 and 2 (different scores), served
+    unvalidated, with the versions in ``aspired`` loaded and ``live`` (default: the last of them) live."""
+    store = ArtifactStore(root / "store")
+    for version, bias in TWO_VERSIONS.items():
+        store.publish(package_dir(root / "src", "pctr", version, bias=bias))
+    engine = Engine.from_store(
+        store, manager_options=ManagerOptions(interval_s=0.0), require_validation=False, serve_latest=False
+    )
+    engine.manager.set_aspired("pctr", list(aspired), live=live)
+    assert engine.manager.converge(30)
+    return engine

@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from lifecycle_builders import FEATURES as LIFECYCLE_FEATURES
-from lifecycle_builders import package_dir
+from lifecycle_builders import TWO_VERSION_SCORES, two_version_engine
 
 from gateway.engine import Engine
 from gateway.grpc import GrpcServer, GrpcServerOptions
@@ -27,9 +27,7 @@ from gateway.grpc.client import InferenceStub, infer_request, raw_outputs
 from gateway.grpc.protos import inference_pb2 as pb
 from gateway.rollout import RolloutController
 from gateway.runtime import ModelRuntime
-from models.manager import ManagerOptions
 from models.rollout import bucket
-from models.store import ArtifactStore
 
 tritonclient_grpc = pytest.importorskip("tritonclient.grpc")
 from tritonclient.utils import InferenceServerException  # noqa: E402
@@ -150,20 +148,13 @@ def test_tritonclient_sees_errors_as_statuses(
 def test_tritonclient_pins_versions_and_takes_part_in_a_canary_by_routing_key(tmp_path: Path) -> None:
     """Two versions serving, a 20 % canary of version 2: tritonclient's ``model_version`` pins either one, and its
     ``routing_key`` parameter takes a request to the version the canary's share gives that key, every time."""
-    store = ArtifactStore(tmp_path / "store")
-    for version, bias in (("1", -3.0), ("2", 1.0)):
-        store.publish(package_dir(tmp_path / "src", "pctr", version, bias=bias))
-    engine = Engine.from_store(
-        store, manager_options=ManagerOptions(interval_s=0.0), require_validation=False, serve_latest=False
-    )
-    engine.manager.set_aspired("pctr", ["1"])
-    assert engine.manager.converge(WAIT_S)
+    engine = two_version_engine(tmp_path)
     rollouts = RolloutController(engine, start_worker=False)
     try:
         applied = rollouts.deploy("pctr", "2", canary_pct=20.0)
         assert applied.ok, applied.error
         x = np.zeros((3, LIFECYCLE_FEATURES), np.float32)
-        scores = {"1": 1 / (1 + np.exp(3.0)), "2": 1 / (1 + np.exp(-1.0))}
+        scores = TWO_VERSION_SCORES
         with GrpcServer(engine, GrpcServerOptions(port=0, workers=2)) as server:
             client = tritonclient_grpc.InferenceServerClient(server.address)
             assert client.get_model_metadata("pctr").versions == ["1", "2"]

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 from lifecycle_builders import FEATURES as LIFECYCLE_FEATURES
-from lifecycle_builders import package_dir
+from lifecycle_builders import TWO_VERSION_SCORES, two_version_engine
 from onnx_builders import logistic_model, reference_scores
 
 from gateway.engine import Engine
@@ -28,9 +28,7 @@ from gateway.rollout import RolloutController
 from gateway.runtime import ModelRuntime
 from jvm_bridge.inprocess import InProcessHost, InProcessOptions
 from jvm_bridge.jvm import start_jvm
-from models.manager import ManagerOptions
 from models.rollout import bucket
-from models.store import ArtifactStore
 
 jpype = pytest.importorskip("jpype")
 ROOT = Path(__file__).resolve().parents[2]
@@ -426,17 +424,10 @@ def test_java_requests_with_a_routing_key_take_part_in_a_canary(tmp_path: Path) 
     say so, the others (and those without a key) by the live version; the rollout sees both sides of the traffic;
     after the rollback every key is live again."""
     start_jvm()
-    store = ArtifactStore(tmp_path / "store")
-    for version, bias in (("1", -3.0), ("2", 1.0)):
-        store.publish(package_dir(tmp_path / "src", "pctr", version, bias=bias))
-    engine = Engine.from_store(
-        store, manager_options=ManagerOptions(interval_s=0.0), require_validation=False, serve_latest=False
-    )
-    engine.manager.set_aspired("pctr", ["1"])
-    assert engine.manager.converge(30)
+    engine = two_version_engine(tmp_path)
     rollouts = RolloutController(engine, start_worker=False)
     x = np.zeros((2, LIFECYCLE_FEATURES), np.float32)
-    want = {"1": 1 / (1 + np.exp(3.0)), "2": 1 / (1 + np.exp(-1.0))}  # sigmoid(bias) at x = 0
+    want = TWO_VERSION_SCORES
     duration = jpype.JClass("java.time.Duration").ofMillis(5000)
     try:
         with InProcessHost(engine, InProcessOptions(workers=2)) as host:

@@ -90,18 +90,6 @@ def replicas(cluster: list[HazelcastMember], store: Path) -> Iterator[list[subpr
                 proc.stdout.close()
 
 
-@pytest.fixture(scope="module")
-def client(cluster: list[HazelcastMember]) -> Iterator[hazelcast.HazelcastClient]:
-    c = hazelcast.HazelcastClient(
-        cluster_name=cluster[0].options.cluster_name,
-        cluster_members=[m.address for m in cluster],
-        cluster_connect_timeout=30,
-        statistics_enabled=False,
-    )
-    yield c
-    c.shutdown()
-
-
 def _reports_at(client: hazelcast.HazelcastClient, state: RolloutState) -> list:  # type: ignore[type-arg]
     reports = wait_converged(client, "pctr", state.revision, REPLICAS, timeout=60)
     assert len(reports) == REPLICAS, reports
@@ -184,26 +172,26 @@ def test_a_gate_failing_on_one_replica_rolls_the_candidate_back_everywhere(
 
 
 def test_replicas_converge_refuse_a_bad_version_and_survive_a_lost_member(
-    cluster: list[HazelcastMember], replicas: list[subprocess.Popen[str]], client: hazelcast.HazelcastClient
+    cluster: list[HazelcastMember], replicas: list[subprocess.Popen[str]], cluster_client: hazelcast.HazelcastClient
 ) -> None:
-    canary = change_desired(client, "pctr", lambda cur: RolloutState("pctr", "1", "2", canary_pct=10.0))
-    reports = _reports_at(client, canary)
+    canary = change_desired(cluster_client, "pctr", lambda cur: RolloutState("pctr", "1", "2", canary_pct=10.0))
+    reports = _reports_at(cluster_client, canary)
     assert {(r.ok, r.live, r.candidate, r.canary_pct) for r in reports} == {(True, "1", "2", 10.0)}
     assert {r.replica for r in reports} == {f"r{i}" for i in range(REPLICAS)}
 
     # a version no replica can load: each says so and keeps serving what it served
-    bad = change_desired(client, "pctr", lambda cur: RolloutState("pctr", "1", "9", canary_pct=50.0))
-    reports = _reports_at(client, bad)
+    bad = change_desired(cluster_client, "pctr", lambda cur: RolloutState("pctr", "1", "9", canary_pct=50.0))
+    reports = _reports_at(cluster_client, bad)
     assert all(not r.ok and "pctr@9" in r.error for r in reports), reports
     assert {(r.live, r.candidate) for r in reports} == {("1", "2")}
 
     # a member dies during the rollout: the clients fail over and the replicas still converge
-    promote = change_desired(client, "pctr", lambda cur: RolloutState("pctr", "2"))
+    promote = change_desired(cluster_client, "pctr", lambda cur: RolloutState("pctr", "2"))
     cluster[1].kill()
-    reports = _reports_at(client, promote)
+    reports = _reports_at(cluster_client, promote)
     assert {(r.ok, r.live, r.candidate) for r in reports} == {(True, "2", "")}
-    back = change_desired(client, "pctr", lambda cur: RolloutState("pctr", "1"))
-    reports = _reports_at(client, back)
+    back = change_desired(cluster_client, "pctr", lambda cur: RolloutState("pctr", "1"))
+    reports = _reports_at(cluster_client, back)
     assert {(r.ok, r.live) for r in reports} == {(True, "1")}
-    assert read_desired(client, "pctr") == back
+    assert read_desired(cluster_client, "pctr") == back
     assert all(proc.poll() is None for proc in replicas)

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +38,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert report.passed, report.render()
         store.save_report(MODEL, version, report.to_json())
     return root / "store"
-
-
-@pytest.fixture(scope="module")
-def client(cluster: list[HazelcastMember]) -> Iterator[Any]:
-    c = hazelcast.HazelcastClient(
-        cluster_name=cluster[0].options.cluster_name,
-        cluster_members=[m.address for m in cluster],
-        cluster_connect_timeout=30,
-        statistics_enabled=False,
-    )
-    yield c
-    c.shutdown()
 
 
 def _start(
@@ -117,25 +104,27 @@ def _versions(triton: Any, keys: list[str]) -> dict[str, str]:
     return out
 
 
-def test_a_grpc_server_follows_the_clusters_rollouts(cluster: list[HazelcastMember], store: Path, client: Any) -> None:
+def test_a_grpc_server_follows_the_clusters_rollouts(
+    cluster: list[HazelcastMember], store: Path, cluster_client: Any
+) -> None:
     # The cluster wants version 1 live, although 2 is the latest published: the replica must start on 1.
-    live = change_desired(client, MODEL, lambda cur: RolloutState(MODEL, "1"))
+    live = change_desired(cluster_client, MODEL, lambda cur: RolloutState(MODEL, "1"))
     proc, address = _start(cluster, store, "serve-grpc", "g1")
     try:
-        _wait_report(client, "g1", live)
+        _wait_report(cluster_client, "g1", live)
         triton = tritonclient_grpc.InferenceServerClient(address)
         keys = [f"user-{i}" for i in range(200)]
         assert set(_versions(triton, keys[:20]).values()) == {"1"}
         assert triton.get_model_metadata(MODEL).versions == ["1"]
 
-        canary = change_desired(client, MODEL, lambda cur: RolloutState(MODEL, "1", "2", canary_pct=40.0))
-        _wait_report(client, "g1", canary)
+        canary = change_desired(cluster_client, MODEL, lambda cur: RolloutState(MODEL, "1", "2", canary_pct=40.0))
+        _wait_report(cluster_client, "g1", canary)
         served = _versions(triton, keys)
         assert served == {k: "2" if bucket(k.encode()) < canary.threshold else "1" for k in keys}
         assert 0.25 < list(served.values()).count("2") / len(keys) < 0.55
 
-        promoted = change_desired(client, MODEL, lambda cur: RolloutState(MODEL, "2"))
-        _wait_report(client, "g1", promoted)
+        promoted = change_desired(cluster_client, MODEL, lambda cur: RolloutState(MODEL, "2"))
+        _wait_report(cluster_client, "g1", promoted)
         assert set(_versions(triton, keys[:20]).values()) == {"2"}
         triton.close()
     finally:
@@ -143,11 +132,11 @@ def test_a_grpc_server_follows_the_clusters_rollouts(cluster: list[HazelcastMemb
     assert code == 0
 
 
-def test_a_py4j_server_is_a_replica_too(cluster: list[HazelcastMember], store: Path, client: Any) -> None:
-    state = change_desired(client, MODEL, lambda cur: RolloutState(MODEL, "1"))
+def test_a_py4j_server_is_a_replica_too(cluster: list[HazelcastMember], store: Path, cluster_client: Any) -> None:
+    state = change_desired(cluster_client, MODEL, lambda cur: RolloutState(MODEL, "1"))
     proc, _ = _start(cluster, store, "serve-py4j", "p1")
     try:
-        _wait_report(client, "p1", state)
+        _wait_report(cluster_client, "p1", state)
     finally:
         code = _stop(proc)
     assert code == 0

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from lifecycle_builders import FEATURES as LIFECYCLE_FEATURES
-from lifecycle_builders import package_dir
+from lifecycle_builders import TWO_VERSION_SCORES, two_version_engine
 from onnx_builders import FEATURES, reference_scores, two_input_model
 
 from gateway.engine import Engine
@@ -27,9 +27,7 @@ from gateway.grpc.protos import inference_pb2 as pb
 from gateway.grpc.service import ROUTING_KEY, InferenceService
 from gateway.rollout import RolloutController
 from gateway.runtime import ModelRuntime
-from models.manager import ManagerOptions
 from models.rollout import bucket
-from models.store import ArtifactStore
 
 
 class _Clock:
@@ -156,20 +154,13 @@ def test_metadata_and_readiness(engine: Engine) -> None:
 
 
 # ------------------------------------------------------------------------------ versions and canaries
-P1, P2 = 1 / (1 + np.exp(3.0)), 1 / (1 + np.exp(-1.0))  # the two versions' scores at x = 0 (sigmoid of the bias)
+P1, P2 = TWO_VERSION_SCORES["1"], TWO_VERSION_SCORES["2"]  # the two versions' scores at x = 0
 
 
 @pytest.fixture
 def versioned(tmp_path: Path) -> Iterator[Engine]:
     """``pctr`` at versions 1 (live) and 2, both serving."""
-    store = ArtifactStore(tmp_path / "store")
-    for version, bias in (("1", -3.0), ("2", 1.0)):
-        store.publish(package_dir(tmp_path / "src", "pctr", version, bias=bias))
-    engine = Engine.from_store(
-        store, manager_options=ManagerOptions(interval_s=0.0), require_validation=False, serve_latest=False
-    )
-    engine.manager.set_aspired("pctr", ["1", "2"], live="1")
-    assert engine.manager.converge(30)
+    engine = two_version_engine(tmp_path, ("1", "2"), live="1")
     yield engine
     engine.close()
 

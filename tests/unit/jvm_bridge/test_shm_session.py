@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 from lifecycle_builders import FEATURES as LIFECYCLE_FEATURES
-from lifecycle_builders import package_dir
+from lifecycle_builders import TWO_VERSION_SCORES, two_version_engine
 from onnx_builders import logistic_model, reference_scores
 
 from gateway.engine import Engine
@@ -41,9 +41,7 @@ from jvm_bridge.shm_ring import (
     remove_stale_files,
 )
 from jvm_bridge.shm_session import ShmSession, served_models
-from models.manager import ManagerOptions
 from models.rollout import BUCKETS
-from models.store import ArtifactStore
 
 FEATURES = 16
 
@@ -217,14 +215,7 @@ def test_stale_files_of_dead_gateways_are_removed(tmp_path: Path) -> None:
 def test_a_routing_bucket_takes_the_request_into_a_canary(tmp_path: Path) -> None:
     """The client sends its key's bucket (Java's ``Routing.bucket``); the router sends buckets in the canary's share to
     the candidate, and the response names the version that scored."""
-    store = ArtifactStore(tmp_path / "store")
-    for version, bias in (("1", -3.0), ("2", 1.0)):
-        store.publish(package_dir(tmp_path / "src", "pctr", version, bias=bias))
-    engine = Engine.from_store(
-        store, manager_options=ManagerOptions(interval_s=0.0), require_validation=False, serve_latest=False
-    )
-    engine.manager.set_aspired("pctr", ["1"])
-    assert engine.manager.converge(30)
+    engine = two_version_engine(tmp_path)
     rollouts = RolloutController(engine, start_worker=False)
     session = ShmSession.open(
         1, "test", engine, tmp_path, f"scoregate-{os.getpid()}-9",
@@ -235,7 +226,7 @@ def test_a_routing_bucket_takes_the_request_into_a_canary(tmp_path: Path) -> Non
         assert applied.ok, applied.error
         client = Client(session.ring)
         x = np.zeros((3, LIFECYCLE_FEATURES), np.float32)
-        want = {1: 1 / (1 + np.exp(3.0)), 2: 1 / (1 + np.exp(-1.0))}  # sigmoid(bias) at x = 0
+        want = {int(v): score for v, score in TWO_VERSION_SCORES.items()}
         cases = [(0, 2), (2499, 2), (2500, 1), (9999, 1), (-1, 1), (BUCKETS, 1)]  # BUCKETS: not a bucket, no key
         for bucket, version in cases:
             assert client.wait(0, client.send(0, x, bucket=bucket))[0] == SCORED
