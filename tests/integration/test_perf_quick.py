@@ -91,6 +91,16 @@ def test_bridge_stress_long_in_place_batches(demo_dir: Path, tmp_path: Path) -> 
         assert doc["early_answers"] > 500, doc  # the first calls teach the queue each model's cost
 
 
+@pytest.mark.slow
+def test_bridge_stress_with_a_canary(demo_dir: Path, tmp_path: Path) -> None:
+    """Java callers with routing keys while a 10 % canary of each model runs: every output checked, each model's
+    share of calls on the candidate within a point of 10 %, and no (model, key) ever reaches the other version."""
+    doc = _stress(demo_dir, tmp_path, "--calls", "60000", "--threads", "16", "--canary", "10")
+    assert doc["calls"] == 60000 and doc["errors"] == 0 and doc["mismatches"] == 0
+    assert doc["unsticky"] == 0
+    assert all(abs(share - 0.10) <= 0.01 for share in doc["canary_share"].values()), doc["canary_share"]
+
+
 def _stress(demo_dir: Path, tmp_path: Path, *args: str) -> dict[str, Any]:
     """Runs ``python -m perf.stress ARGS`` on the demo models and returns its JSON report."""
     out = tmp_path / "stress.json"

@@ -2,6 +2,7 @@ package dev.scoregate.bridge.inprocess;
 
 import dev.scoregate.bridge.FeatureArena;
 import dev.scoregate.bridge.ModelGateway;
+import dev.scoregate.bridge.ModelId;
 import dev.scoregate.bridge.ScoreRequest;
 import dev.scoregate.bridge.ScoreResult;
 import dev.scoregate.bridge.ScoregateException;
@@ -10,10 +11,14 @@ import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * Closed-loop load from real Java threads through a {@link ModelGateway}: the Python side's benchmarks and stress
@@ -38,9 +43,12 @@ public final class LoadDriver {
      * @param elapsedNanos   wall time from the start barrier to the last thread's end
      * @param latenciesNanos per-call latency of the first calls of each thread (up to the sample cap), unordered
      * @param firstError     the first error's message, or null
+     * @param servedBy       with routing keys: successful calls per {@code name@version} that scored them; else empty
+     * @param unsticky       with routing keys: calls whose version differed from an earlier call of the same model and
+     *                       key (a canary must be sticky: 0)
      */
     public record Report(long calls, long errors, long mismatches, long elapsedNanos, long[] latenciesNanos,
-                         String firstError) {
+                         String firstError, Map<String, Long> servedBy, long unsticky) {
         public double throughputPerSecond() {
             return elapsedNanos == 0 ? 0 : calls * 1e9 / elapsedNanos;
         }
@@ -71,6 +79,19 @@ public final class LoadDriver {
     public static Report run(ModelGateway gateway, String[] models, int features, int rows, ByteBuffer inputs,
                              int inputRows, float[][] expected, double tolerance, int threads, long totalCalls,
                              long durationNanos, long timeoutMillis, long seed) throws InterruptedException {
+        return run(gateway, models, features, rows, inputs, inputRows, expected, tolerance, threads, totalCalls,
+                durationNanos, timeoutMillis, seed, 0);
+    }
+
+    /**
+     * {@link #run(ModelGateway, String[], int, int, ByteBuffer, int, float[][], double, int, long, long, long, long)}
+     * where each call carries a routing key drawn from {@code [0, keys)} (0: no key), and the report counts which
+     * version scored each call and whether each (model, key) always got the same one.
+     */
+    public static Report run(ModelGateway gateway, String[] models, int features, int rows, ByteBuffer inputs,
+                             int inputRows, float[][] expected, double tolerance, int threads, long totalCalls,
+                             long durationNanos, long timeoutMillis, long seed, long keys)
+            throws InterruptedException {
         if (rows > inputRows || rows <= 0 || threads <= 0 || models.length == 0) {
             throw new IllegalArgumentException("need 0 < rows <= inputRows, threads > 0 and at least one model");
         }
@@ -82,6 +103,9 @@ public final class LoadDriver {
         AtomicLong errors = new AtomicLong();
         AtomicLong mismatches = new AtomicLong();
         String[] firstError = new String[1];
+        ConcurrentHashMap<String, LongAdder> servedBy = new ConcurrentHashMap<>();
+        ConcurrentHashMap<Long, ModelId> versionOf = new ConcurrentHashMap<>();
+        AtomicLong unsticky = new AtomicLong();
         List<long[]> samples = new ArrayList<>();
         int[] sampleCounts = new int[threads];
         CountDownLatch ready = new CountDownLatch(threads);
@@ -109,13 +133,23 @@ public final class LoadDriver {
                         source.limit((int) ((start + rows) * rowBytes)).position((int) (start * rowBytes));
                         target.clear();
                         target.put(source);
-                        ScoreRequest request = slot.request(rows).model(models[model]).timeout(timeout).build();
+                        ScoreRequest.Builder builder = slot.request(rows).model(models[model]).timeout(timeout);
+                        long key = keys > 0 ? random.nextLong(keys) : -1;
+                        ScoreRequest request = (key >= 0 ? builder.routingKey(key) : builder).build();
                         long t0 = System.nanoTime();
                         try {
                             ScoreResult result = gateway.score(request);
                             long took = System.nanoTime() - t0;
                             if (sampleCounts[thread] < mine.length) {
                                 mine[sampleCounts[thread]++] = took;
+                            }
+                            if (key >= 0) {
+                                ModelId by = result.servedBy();
+                                servedBy.computeIfAbsent(by.toString(), k -> new LongAdder()).increment();
+                                ModelId before = versionOf.putIfAbsent(key * models.length + model, by);
+                                if (before != null && !before.equals(by)) {
+                                    unsticky.incrementAndGet();
+                                }
                             }
                             if (expected != null) {
                                 float[] want = expected[model];
@@ -167,6 +201,9 @@ public final class LoadDriver {
             System.arraycopy(samples.get(t), 0, all, at, sampleCounts[t]);
             at += sampleCounts[t];
         }
-        return new Report(completed.get(), errors.get(), mismatches.get(), elapsed, all, firstError[0]);
+        Map<String, Long> counts = new TreeMap<>();
+        servedBy.forEach((k, v) -> counts.put(k, v.sum()));
+        return new Report(completed.get(), errors.get(), mismatches.get(), elapsed, all, firstError[0], counts,
+                unsticky.get());
     }
 }
