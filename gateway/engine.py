@@ -249,8 +249,9 @@ class Engine:
 
         The general path (several inputs or outputs, other dtypes: the gRPC endpoint's). ``key`` routes as in
         :meth:`score`. The monitoring hook sees the call as it sees :meth:`score`, with its latency, the first
-        input as ``x`` and the first output as the scores, and its failures. The rollout observer does not: canary
-        and shadow comparisons are of scores.
+        input as ``x`` and the first output as the scores, and its failures. The rollout observer sees its
+        failures (a canary candidate that keeps failing is rolled back) but not its outputs: canary and shadow
+        comparisons score one input.
         """
         return self.run_served(name, inputs, outputs, key)[0]
 
@@ -268,6 +269,8 @@ class Engine:
         try:
             result = harness.value.run(inputs, outputs)  # type: ignore[union-attr]  # READY harnesses hold a value
         except Exception as exc:
+            if self.rollouts is not None:  # a canary candidate that fails its calls is rolled back
+                self.rollouts.failed(name, version, exc)
             monitor = self.monitor
             if monitor is not None:
                 monitor.failed(harness.id.name, version, exc)
