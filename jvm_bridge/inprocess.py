@@ -369,11 +369,12 @@ class InProcessHost:
     def sync_routes(self) -> None:
         """Bring Java's canary routes in line with the engine's rollouts (a lane calls it when they changed).
 
-        For each served name with a canary running: its canary route resolves ``name@candidate``, then Java sends
-        that share of keyed requests there, and requests pinning the candidate (``InProcessGateway.route``); when it
-        ends, Java stops first, then the route resolves the live name again (requests already queued on it are
-        scored live and say so; pinned ones fail as unknown). A candidate whose input or output width differs from
-        the version listed at start is not routed to (Java checked the requests against that one); it is logged.
+        For each served name with a rollout's candidate loaded (a canary's or a shadow's): its canary route resolves
+        ``name@candidate``, then Java sends the canary's share of keyed requests there, and requests pinning the
+        candidate (``InProcessGateway.route``); when it ends, Java stops first, then the route resolves the live name
+        again (requests already queued on it are scored live and say so; pinned ones fail as unknown). A candidate
+        whose input or output width differs from the version listed at start is not routed to (Java checked the
+        requests against that one); it is logged.
         """
         with self._routes_lock:
             states = getattr(self.engine.manager.registry.router, "states", None)
@@ -381,13 +382,14 @@ class InProcessHost:
             for i in range(n):
                 name = self.refs[i]
                 state = states.get(name) if states is not None else None
+                candidate = state.candidate if state is not None else ""  # a canary's, or a shadow's (pins reach it)
                 threshold = state.threshold if state is not None else 0
-                ref = f"{name}@{state.candidate}" if state is not None and threshold else name
-                if threshold and not self._fits(i, ref):
+                ref = f"{name}@{candidate}" if candidate else name
+                if candidate and not self._fits(i, ref):
                     threshold, ref = 0, name
                 if threshold == self._thresholds[i] and ref == self.refs[n + i]:
                     continue
-                if threshold:
+                if ref != name:
                     self.refs[n + i] = ref  # before Java sends anything to the route
                     self.java_gateway.route(name, ref.partition("@")[2], threshold)
                 else:

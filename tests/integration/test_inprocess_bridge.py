@@ -469,6 +469,10 @@ def test_java_requests_with_a_routing_key_take_part_in_a_canary(tmp_path: Path) 
             assert {call(key)[0] for key in served} == {"pctr@1"}
             with pytest.raises(unknown):
                 call(None, "pctr@2")
+            # A shadow's candidate takes no keyed traffic, but a pin reaches it
+            assert rollouts.deploy("pctr", "2", shadow=True).ok
+            assert {call(key)[0] for key in list(served)[:50]} == {"pctr@1"}
+            assert call(None, "pctr@2")[0] == "pctr@2"
     finally:
         rollouts.close()
         engine.close()

@@ -362,11 +362,11 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
     /**
      * Sends keyed, un-pinned requests for {@code name} whose routing bucket ({@link Routing}) is
      * below {@code threshold}, and requests pinning {@code candidate}, to the name's canary route; a threshold of 0
-     * ends the canary. Set by the Python host when a rollout changes (the threshold is the rollout's:
+     * sends no keyed request there, and a null candidate ends the route. Set by the Python host when a rollout changes (the threshold is the rollout's:
      * {@code round(canary% x 100)}). Requests already queued keep their route.
      *
      * @param name      a listed model name, without version
-     * @param candidate the canary's version, or null when {@code threshold} is 0
+     * @param candidate the rollout's candidate version (a shadow's too, with a threshold of 0), or null for none
      * @param threshold {@code 0 <= threshold <= Routing.BUCKETS}
      * @throws UnknownModelException    if no listed model has that name
      * @throws IllegalArgumentException if {@code threshold} is out of range
@@ -382,7 +382,7 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
         }
         synchronized (lifecycle) {
             String[] versions = canaryVersions.clone();
-            versions[i] = threshold > 0 ? candidate : null;
+            versions[i] = candidate;
             int[] thresholds = canaryThresholds.clone();
             thresholds[i] = threshold;
             canaryVersions = versions; // before the threshold: a keyed request routed there finds its version set
