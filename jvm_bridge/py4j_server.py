@@ -153,6 +153,14 @@ class GatewayControl:
         ]
         return _lines(pairs) + "".join(m.line() + "\n" for m in session.models)
 
+    def sessionModels(self, session: str) -> str:
+        """The session's model table, with models deployed since it opened appended (``ShmSession.refresh_models``);
+        the client asks when a request names a model its table lacks."""
+        found = self.server.session(session)
+        if found is None:
+            return "error\tunknown session\n"
+        return "".join(m.line() + "\n" for m in found.refresh_models())
+
     def attachSession(self, session: str) -> str:
         found = self.server.session(session)
         if found is None:

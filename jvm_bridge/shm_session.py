@@ -28,7 +28,7 @@ import select
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -168,6 +168,17 @@ class ShmSession:
         )
         ring = SharedRing(directory, file_name, layout)
         return cls(session_id, client, engine, ring, spin_us=spin_us, idle_wake_s=idle_wake_s, lease_s=lease_s)
+
+    def refresh_models(self) -> list[ServedModel]:
+        """The session's model table with every name that serves now and was not listed appended: a model deployed
+        after the client connected. Indices already given never change (a request in flight names its model by
+        index); a name that no longer serves stays listed, and its calls fail as unknown. Returns the table."""
+        with self._lock:
+            known = {m.name for m in self.models}
+            for m in served_models(self.engine):
+                if m.name not in known:
+                    self.models.append(replace(m, index=len(self.models)))
+            return list(self.models)
 
     def start(self) -> ShmSession:
         self.ring.set_heartbeat(self.clock())

@@ -237,3 +237,17 @@ def test_a_routing_bucket_takes_the_request_into_a_canary(tmp_path: Path) -> Non
         session.close()
         rollouts.close()
         engine.close()
+
+
+def test_a_model_deployed_after_the_session_opened_is_appended_to_its_table(session: ShmSession, logistic: Any) -> None:
+    """Indices already given keep their model; the new name gets the next one and is served through the ring."""
+    assert [(m.index, m.name) for m in session.models] == [(0, "pctr")]
+    session.engine.add(ModelRuntime.load(logistic[0], name="apple", version="5"))  # sorts before pctr
+    table = session.refresh_models()
+    assert [(m.index, m.name, m.version) for m in table] == [(0, "pctr", "3"), (1, "apple", "5")]
+    assert session.refresh_models() == table  # nothing new: the same table
+    client = Client(session.ring)
+    x = np.random.default_rng(4).normal(size=(3, FEATURES)).astype(np.float32)
+    assert client.wait(0, client.send(0, x, model=1))[0] == SCORED
+    assert int(session.ring.slot_words(0)[1][S_SERVED // 8]) == 5
+    np.testing.assert_allclose(session.ring.scores(0, (3,)), reference_scores(x, logistic[1], logistic[2]), rtol=1e-5)

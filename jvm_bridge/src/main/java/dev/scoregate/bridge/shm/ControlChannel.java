@@ -25,6 +25,13 @@ public interface ControlChannel extends AutoCloseable {
     /** Creates a ring for this client; see {@code GatewayControl.openSession} in Python. */
     String openSession(String request);
 
+    /**
+     * The session's model table, {@code model} lines as {@link #openSession} gave them, with the models deployed
+     * since appended under new indices (indices already given never change). Asked when a request names a model the
+     * client's table lacks.
+     */
+    String sessionModels(String session);
+
     /** The client has mapped the ring and opened the doorbells: the gateway may unlink their names. */
     String attachSession(String session);
 

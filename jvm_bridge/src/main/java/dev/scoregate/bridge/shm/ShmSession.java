@@ -28,10 +28,14 @@ final class ShmSession {
     final String id;
     final ControlChannel channel;
     final SlotRing ring;
-    final ModelTable table;
+    /** Replaced whole when the gateway lists models deployed since the session opened ({@link #refreshed}). */
+    volatile ModelTable table;
     private final Doorbell doorbell;
     /** Per model index: the last version the gateway named as scoring it, with its number. */
-    private final AtomicReferenceArray<Served> lastServed;
+    private volatile AtomicReferenceArray<Served> lastServed;
+    /** When the table was last asked for again ({@link System#nanoTime()}); at most once per {@link #REFRESH_NANOS}. */
+    private long refreshedAt = Long.MIN_VALUE / 2;
+    private static final long REFRESH_NANOS = 1_000_000_000L;
 
     /** A version number the gateway wrote and the id results carry for it. */
     private record Served(long number, ModelId id) {
@@ -133,18 +137,17 @@ final class ShmSession {
     ScoreResult score(ScoreRequest request) {
         ModelId named = request.model();
         String model = named.toString();
-        ModelTable.Model m = table.find(named);
-        long pinned = -1;
-        if (named.version() != null) {
-            // The gateway scores exactly the pinned version or answers that it does not serve: the table lists the
-            // versions served at connect, and a hot swap may have replaced them since.
-            pinned = versionNumber(named);
-            if (m == null) {
-                m = table.find(new ModelId(named.name(), null));
-            }
+        // A pinned version goes to the gateway, which scores exactly it or answers that it does not serve: the table
+        // lists the versions served at connect, and a hot swap may have replaced them since.
+        long pinned = named.version() == null ? -1 : versionNumber(named);
+        ModelTable current = table;
+        ModelTable.Model m = find(current, named);
+        if (m == null) { // a model deployed since the session opened?
+            current = refreshed(current);
+            m = find(current, named);
         }
         if (m == null) {
-            throw new UnknownModelException(model, table.loaded());
+            throw new UnknownModelException(model, current.loaded());
         }
         if (m.width() == 0) {
             throw new InvalidInputException(model, "features", "the shared-memory transport serves models with one "
@@ -203,6 +206,36 @@ final class ShmSession {
         }
     }
 
+    private static ModelTable.Model find(ModelTable table, ModelId named) {
+        ModelTable.Model m = table.find(named);
+        return m != null || named.version() == null ? m : table.find(new ModelId(named.name(), null));
+    }
+
+    /**
+     * The table with the models deployed since the session opened, asked of the gateway at most once a second (a
+     * client naming a model that does not exist must not turn each call into a control call); {@code current} if
+     * it was asked within the second, or the gateway cannot say.
+     */
+    private ModelTable refreshed(ModelTable current) {
+        synchronized (this) {
+            long now = System.nanoTime();
+            if (table != current || now - refreshedAt < REFRESH_NANOS) {
+                return table; // another thread refreshed it, or it was asked for just now
+            }
+            refreshedAt = now;
+            try {
+                ModelTable fresh = ModelTable.parse(ControlText.parse(channel.sessionModels(id)).all("model"));
+                if (fresh.indexLimit() > lastServed.length()) {
+                    lastServed = new AtomicReferenceArray<>(fresh.indexLimit());
+                }
+                table = fresh;
+            } catch (RuntimeException e) {
+                // the gateway cannot list them (gone, or older than this client): the request is refused as unknown
+            }
+            return table;
+        }
+    }
+
     /** A pinned version as the number the ring carries; versions are decimal numbers (the package format's). */
     private long versionNumber(ModelId named) {
         String version = named.version();
@@ -225,13 +258,17 @@ final class ShmSession {
         if (served < 0) {
             return m.id();
         }
-        Served last = lastServed.getPlain(m.index());
+        AtomicReferenceArray<Served> cache = lastServed;
+        boolean cached = m.index() < cache.length();
+        Served last = cached ? cache.getPlain(m.index()) : null;
         if (last != null && last.number() == served) {
             return last.id();
         }
         String version = Long.toString(served);
         ModelId id = version.equals(m.id().version()) ? m.id() : new ModelId(m.id().name(), version);
-        lastServed.setPlain(m.index(), new Served(served, id)); // a benign race: either thread's record is right
+        if (cached) {
+            cache.setPlain(m.index(), new Served(served, id)); // a benign race: either thread's record is right
+        }
         return id;
     }
 

@@ -9,6 +9,7 @@ import dev.scoregate.bridge.FeatureArena;
 import dev.scoregate.bridge.GatewayUnavailableException;
 import dev.scoregate.bridge.RemoteGateway;
 import dev.scoregate.bridge.ScoreResult;
+import dev.scoregate.bridge.UnknownModelException;
 import java.io.IOException;
 import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
@@ -42,6 +43,9 @@ class ShmGatewayTest {
         volatile boolean up = true;
         volatile boolean paused;
         volatile FakeGateway current;
+        /** A model deployed after the session opened: listed by sessionModels() only. */
+        volatile boolean deployedLater;
+        final AtomicInteger tableRequests = new AtomicInteger();
 
         void restart() {
             alive = new CountDownLatch(1);
@@ -96,6 +100,12 @@ class ShmGatewayTest {
                     } catch (IOException e) {
                         throw new IllegalStateException(e);
                     }
+                }
+
+                @Override
+                public String sessionModels(String session) {
+                    tableRequests.incrementAndGet();
+                    return models() + (deployedLater ? "model\t1\tlater\t3\t4\t1\tsig\n" : "");
                 }
 
                 @Override
@@ -168,6 +178,30 @@ class ShmGatewayTest {
             if (process.current != null) {
                 process.current.close();
             }
+        }
+    }
+
+    @Test
+    void aModelDeployedAfterConnectIsFoundOnItsFirstCallAndUnknownNamesAskAtMostOnceASecond() throws Exception {
+        FakeProcess process = new FakeProcess();
+        ShmGateway gateway = ShmGateway.connect(process, "fake", 1,
+                RemoteGateway.Options.defaults().withSlots(4).withMaxRows(8));
+        FeatureArena arena = FeatureArena.allocate(1, 8, 4);
+        try (FeatureArena.Slot slot = arena.acquire()) {
+            slot.putRow(0, new float[] {1, 2, 3, 4});
+            process.deployedLater = true;
+            ScoreResult later = gateway.score(slot.request(1).model("later").timeout(Duration.ofSeconds(5)).build());
+            assertEquals("later@3", later.servedBy().toString());
+            assertEquals(10f, later.score(0));
+            assertEquals(1, process.tableRequests.get());
+            for (int i = 0; i < 3; i++) {
+                assertThrows(UnknownModelException.class, () -> gateway.score(
+                        slot.request(1).model("nope").timeout(Duration.ofSeconds(5)).build()));
+            }
+            assertEquals(1, process.tableRequests.get(), "the table was asked for within the second: not again");
+        } finally {
+            gateway.close();
+            process.current.close();
         }
     }
 

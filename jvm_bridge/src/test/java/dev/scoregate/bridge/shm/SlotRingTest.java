@@ -364,6 +364,11 @@ class SlotRingTest {
         }
 
         @Override
+        public String sessionModels(String session) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
         public String attachSession(String session) {
             throw new UnsupportedOperationException();
         }

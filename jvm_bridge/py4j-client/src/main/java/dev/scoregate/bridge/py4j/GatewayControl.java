@@ -16,6 +16,8 @@ public interface GatewayControl {
 
     String openSession(String request);
 
+    String sessionModels(String session);
+
     String attachSession(String session);
 
     String watch(String session, int timeoutMillis);

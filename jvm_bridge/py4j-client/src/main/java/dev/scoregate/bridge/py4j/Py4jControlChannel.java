@@ -83,6 +83,11 @@ final class Py4jControlChannel implements ControlChannel {
     }
 
     @Override
+    public String sessionModels(String session) {
+        return call("sessionModels", () -> control.sessionModels(session));
+    }
+
+    @Override
     public String attachSession(String session) {
         return call("attachSession", () -> control.attachSession(session));
     }
