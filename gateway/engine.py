@@ -222,11 +222,7 @@ class Engine:
         try:
             scores = harness.value.score(x, out)  # type: ignore[union-attr]  # READY harnesses hold a value
         except Exception as exc:
-            if self.rollouts is not None:
-                self.rollouts.failed(name, version, exc)
-            monitor = self.monitor
-            if monitor is not None:
-                monitor.failed(harness.id.name, version, exc)
+            self._failed(name, harness.id, exc)
             raise
         finally:
             harness.release()
@@ -269,11 +265,7 @@ class Engine:
         try:
             result = harness.value.run(inputs, outputs)  # type: ignore[union-attr]  # READY harnesses hold a value
         except Exception as exc:
-            if self.rollouts is not None:  # a canary candidate that fails its calls is rolled back
-                self.rollouts.failed(name, version, exc)
-            monitor = self.monitor
-            if monitor is not None:
-                monitor.failed(harness.id.name, version, exc)
+            self._failed(name, harness.id, exc)
             raise
         finally:
             harness.release()
@@ -285,6 +277,15 @@ class Engine:
             if x.ndim and out.ndim and out.dtype.kind in "fiub":  # a batch of numbers: what the hook counts
                 monitor.observe(harness.id.name, version, x, out, latency)
         return result, version
+
+    def _failed(self, ref: str, served: ModelId, exc: Exception) -> None:
+        """A call of ``ref`` that ``served`` answered raised: the rollout observer counts it against a canary
+        candidate (which is rolled back after a few), the monitoring hook by exception kind."""
+        if self.rollouts is not None:
+            self.rollouts.failed(ref, served.version, exc)
+        monitor = self.monitor
+        if monitor is not None:
+            monitor.failed(served.name, served.version, exc)
 
     def close(self) -> None:
         """Stop the manager; every version drains, then closes."""

@@ -111,37 +111,27 @@ def open_engine(source: ModelSource, *, timeout_s: float = 120.0) -> Iterator[En
     """
     from gateway.engine import Engine
 
-    if source.models is not None:
-        engine = Engine.from_directory(source.models)
-        try:
-            yield engine
-        finally:
-            engine.close()
-        return
-    assert source.store is not None
-    engine = Engine.from_store(source.store, require_validation=source.validate, timeout=timeout_s)
-    if source.cluster is None:
-        try:
-            yield engine
-        finally:
-            engine.close()
-        return
-    from cache.client import connect
-    from gateway.rollout import RolloutController
-    from gateway.rollout_control import ControlPlane
+    with contextlib.ExitStack() as stack:  # closes in reverse: control plane, controller, client, engine
+        if source.models is not None:
+            engine = Engine.from_directory(source.models)
+        else:
+            assert source.store is not None
+            engine = Engine.from_store(source.store, require_validation=source.validate, timeout=timeout_s)
+        stack.callback(engine.close)
+        if source.cluster is not None:
+            from cache.client import connect
+            from gateway.rollout import RolloutController
+            from gateway.rollout_control import ControlPlane
 
-    controller = RolloutController(engine)
-    client: Any = None
-    plane: ControlPlane | None = None
-    try:
-        client = connect(source.cluster, source.members)
-        plane = ControlPlane(client, controller, source.replica_name, resync_s=source.resync_s).start()
+            client = connect(source.cluster, source.members)
+            stack.callback(_shutdown_quietly, client)
+            controller = RolloutController(engine)
+            stack.callback(controller.close)
+            plane = ControlPlane(client, controller, source.replica_name, resync_s=source.resync_s).start()
+            stack.callback(plane.close)
         yield engine
-    finally:
-        if plane is not None:
-            plane.close()
-        controller.close()
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.shutdown()
-        engine.close()
+
+
+def _shutdown_quietly(client: Any) -> None:
+    with contextlib.suppress(Exception):  # the cluster may already be gone
+        client.shutdown()

@@ -141,7 +141,9 @@ def test_a_candidate_that_fails_to_load_changes_nothing(engine: Engine) -> None:
     engine.close()
 
 
-def test_a_canary_that_fails_its_calls_is_rolled_back(engine: Engine) -> None:
+@pytest.mark.parametrize("path", ["score", "run"])
+def test_a_canary_that_fails_its_calls_is_rolled_back(engine: Engine, path: str) -> None:
+    """On the scoring path and on ``Engine.run`` (the gRPC endpoint's path for multi-input models) alike."""
     rollouts = RolloutController(engine, RolloutOptions(max_candidate_errors=3), start_worker=False)
     rolled_back = threading.Event()
     rollouts.on_rollback.append(lambda state, reason: rolled_back.set())
@@ -149,27 +151,14 @@ def test_a_canary_that_fails_its_calls_is_rolled_back(engine: Engine) -> None:
     x = _batches(1)[0]
     for i in range(3):
         with pytest.raises(ScoregateError):
-            engine.score("pctr", x, key=b"user-%d" % i)
+            if path == "score":
+                engine.score("pctr", x, key=b"user-%d" % i)
+            else:
+                engine.run("pctr", {"features": x}, key=b"user-%d" % i)
     assert rolled_back.wait(10)
     assert rollouts.current("pctr") == RolloutState("pctr", "1", revision=2)
     assert "candidate failed 3 call(s)" in rollouts.status("pctr").last_event
     assert engine.score("pctr", x, key=b"user-0").shape == (16,)  # live answers the same key now
-    rollouts.close()
-    engine.close()
-
-
-def test_a_canary_that_fails_on_the_general_path_is_rolled_back(engine: Engine) -> None:
-    """``Engine.run`` (the gRPC endpoint's path for multi-input models) reports its failures to the rollout too."""
-    rollouts = RolloutController(engine, RolloutOptions(max_candidate_errors=3), start_worker=False)
-    rolled_back = threading.Event()
-    rollouts.on_rollback.append(lambda state, reason: rolled_back.set())
-    assert rollouts.deploy("pctr", "4", canary_pct=100.0).ok
-    x = _batches(1)[0]
-    for i in range(3):
-        with pytest.raises(ScoregateError):
-            engine.run("pctr", {"features": x}, key=b"user-%d" % i)
-    assert rolled_back.wait(10)
-    assert "candidate failed 3 call(s)" in rollouts.status("pctr").last_event
     assert engine.run_served("pctr", {"features": x}, key=b"user-0")[1] == "1"
     rollouts.close()
     engine.close()
