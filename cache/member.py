@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -25,7 +26,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["HAZELCAST_VERSION", "HazelcastMember", "MemberOptions", "free_port", "hazelcast_jar", "start_cluster"]
+__all__ = [
+    "HAZELCAST_VERSION",
+    "HazelcastMember",
+    "MemberOptions",
+    "ephemeral_ports",
+    "free_port",
+    "hazelcast_jar",
+    "start_cluster",
+]
 
 HAZELCAST_VERSION = "5.7.0"
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,11 +62,42 @@ def hazelcast_jar() -> Path:
     return jar
 
 
+def ephemeral_ports() -> range:
+    """The ports the kernel hands out to outgoing connections (``ip_local_port_range``)."""
+    try:
+        low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the member binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port free on 127.0.0.1 right now (the member binds it a moment later), outside the ephemeral range.
+
+    A member's port must not be one the kernel may give an outgoing connection. Members connect to
+    their peers' ports before those listen (at start) and after they die (a killed member): a
+    connection to 127.0.0.1:P from the ephemeral port P is a TCP self-connection, which the member
+    takes for a peer ("Connecting to self!") and which holds P, so the peer cannot bind it. Seen
+    once in twenty starts of a two-member cluster with ports from the ephemeral range.
+    """
+    ephemeral = ephemeral_ports()
+    # Above the well-known and the usual fixed service ports, below the ephemeral range (or above it
+    # when the range starts too low to leave room).
+    low, high = (10000, ephemeral.start) if ephemeral.start >= 14000 else (ephemeral.stop, 65536)
+    if high - low < 4000:  # the range covers nearly every port: nothing better than the kernel's choice
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    rng = random.Random()  # seeded from os.urandom: parallel starters do not walk the same sequence
+    for _ in range(256):
+        port = rng.randrange(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free TCP port on 127.0.0.1 in [{low}, {high}) after 256 tries")
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,18 @@ def _serve(hyd, until: threading.Event, served: Served, ads: np.ndarray, users: 
         served.errors.append(exc)
 
 
-def _run_until(hyd, served: Served, ads, users, reg, condition, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+def _cluster_view(members: list[HazelcastMember]) -> str:
+    """What each running member last logged about membership: why a cluster did not recover."""
+    words = ("Members {", "Member [", "Removing", "suspect", "self", "WARNING", "SEVERE")
+    views = []
+    for m in members:
+        if m.running:
+            lines = [line for line in m.log_tail(400).splitlines() if any(w in line for w in words)]
+            views.append(f"member {m.address}:\n" + "\n".join(lines[-25:]))
+    return "\n".join(views)
+
+
+def _run_until(hyd, served: Served, ads, users, reg, condition, timeout_s: float, members) -> None:  # type: ignore[no-untyped-def]
     """Serve on a background thread until ``condition(served)`` holds (or fail after ``timeout_s``)."""
     stop = threading.Event()
     worker = threading.Thread(target=_serve, args=(hyd, stop, served, ads, users, reg), daemon=True)
@@ -100,7 +111,8 @@ def _run_until(hyd, served: Served, ads, users, reg, condition, timeout_s: float
     deadline = time.monotonic() + timeout_s
     try:
         while not condition(served) and not served.errors:
-            assert time.monotonic() < deadline, f"condition not met in {timeout_s} s: {served.reports[-3:]}"
+            if time.monotonic() >= deadline:
+                pytest.fail(f"condition not met in {timeout_s} s: {served.reports[-3:]}\n{_cluster_view(members)}")
             worker.join(0.05)  # waits on the thread, not on the clock
     finally:
         stop.set()
@@ -117,7 +129,7 @@ def test_killing_members_under_load(cluster: list[HazelcastMember]) -> None:
     hyd = JavaHydrator(client.instance, reg, _names(reg), max_rows=ROWS, slots=1)
     try:
         served = Served()
-        _run_until(hyd, served, ads, users, reg, lambda s: len(s.reports) >= 20, 60)
+        _run_until(hyd, served, ads, users, reg, lambda s: len(s.reports) >= 20, 60, cluster)
         assert not any(r.degraded for r in served.reports), "a healthy cluster serves everything"
 
         # 1. one member of two dies: served from the survivor (backups) or flagged defaults, never an error
@@ -128,7 +140,7 @@ def test_killing_members_under_load(cluster: list[HazelcastMember]) -> None:
             after = s.reports[start:]
             return len(after) >= 20 and not any(r.degraded for r in after[-10:])
 
-        _run_until(hyd, served, ads, users, reg, recovered, 120)
+        _run_until(hyd, served, ads, users, reg, recovered, 120, cluster)
         assert not served.errors and served.wrong_rows == 0
         assert served.slowest_s < DEADLINE_S + SLACK_S
 
@@ -147,7 +159,7 @@ def test_killing_members_under_load(cluster: list[HazelcastMember]) -> None:
         for m in (cluster[0], back):
             m.kill()
         start = len(served.reports)
-        _run_until(hyd, served, ads, users, reg, lambda s: len(s.reports) - start >= 20, 60)
+        _run_until(hyd, served, ads, users, reg, lambda s: len(s.reports) - start >= 20, 60, cluster)
         outage = served.reports[start:]
         assert all(r.degraded and r.missing["ad_profile"] == ROWS for r in outage[-10:])
         assert not served.errors and served.wrong_rows == 0
@@ -162,7 +174,7 @@ def test_killing_members_under_load(cluster: list[HazelcastMember]) -> None:
             after = s.reports[start:]
             return len(after) >= 5 and not any(r.failed or r.timed_out for r in after[-5:])
 
-        _run_until(hyd, served, ads, users, reg, reconnected, 120)
+        _run_until(hyd, served, ads, users, reg, reconnected, 120, cluster)
         assert not served.errors and served.wrong_rows == 0
     finally:
         hyd.close()

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from cache.member import HazelcastMember, MemberOptions, free_port
+from cache.member import HazelcastMember, MemberOptions, ephemeral_ports, free_port
 
 hazelcast = pytest.importorskip("hazelcast")
 
@@ -40,6 +40,14 @@ def test_members_listen_on_loopback_only(cluster: list[HazelcastMember]) -> None
         port = f":{member.options.port}"
         listeners = [line.split()[3] for line in out.splitlines() if line.split()[3].endswith(port)]
         assert listeners and all(addr.startswith("127.0.0.1:") for addr in listeners), listeners
+
+
+def test_member_ports_are_outside_the_ephemeral_range() -> None:
+    # a port the kernel may give an outgoing connection can be taken by a TCP self-connection of a
+    # member dialling its not-yet-started (or killed) peer
+    ports = {free_port() for _ in range(50)}
+    assert not ports & set(ephemeral_ports())
+    assert len(ports) > 40, "random, so that parallel starters do not collide"
 
 
 def test_config_has_multicast_and_phone_home_off() -> None:
