@@ -106,6 +106,9 @@ class InProcessOptions:
     #: already scoring instead of waking another: Python runs one worker at a time, so two lanes only win when
     #: their ONNX Runtime runs (which release the GIL) overlap. 0: every arrival may use an idle lane.
     gather_us: float = 100.0
+    #: Model names the host may add after start: a name the engine starts serving later (a deploy) is served to Java
+    #: under one of these spare indices, without a restart, if its rows are no wider than the widest name's at start.
+    spare_models: int = 32
 
 
 class _Handles:
@@ -313,7 +316,8 @@ class InProcessHost:
     Start the JVM first (:func:`jvm_bridge.jvm.start_jvm`). :meth:`start` registers the gateway
     with ``ModelGateways`` so Java code finds it with ``ModelGateways.get()``; :meth:`close`
     unregisters it, fails pending Java calls with ``GatewayUnavailableException`` and stops the
-    workers. The models are the engine's names at construction; a hot swap of a name's live version serves from
+    workers. The models are the engine's names at construction and every name it serves later (:meth:`sync_models`,
+    called by a watcher thread when the engine publishes a change); a hot swap of a name's live version serves from
     the lanes' next batch, and results name the version that scored (``WorkerLane.serving``).
     """
 
@@ -325,20 +329,16 @@ class InProcessHost:
         self.options = options or InProcessOptions()
         self.engine = engine
         names = engine.names()
-        self.runtimes: Sequence[ModelRuntime] = [engine.runtime(n) for n in names]
-        #: What each model index resolves through per batch. ``[0, n)``: the bare name, so a hot-swapped live version
-        #: serves (same signature: the Java side checked the feature count against the version listed at start).
-        #: ``[n, 2n)``: each name's canary route, ``name@candidate`` while a canary of it runs (:meth:`sync_routes`).
-        self.refs: list[str] = [*names, *names]
+        #: The version each model index was served with when Java learned it (its signature: what Java checks).
+        self.runtimes: list[ModelRuntime] = [engine.runtime(n) for n in names]
         #: The rollout router's states :meth:`sync_routes` last pushed to Java (lanes compare it once per batch).
         self.routes_seen: object = None
         self._thresholds = [0] * len(names)
         self._routes_lock = threading.Lock()
-        pkg = jpype.JPackage(_JAVA_PACKAGE)
+        self._pkg = pkg = jpype.JPackage(_JAVA_PACKAGE)
         specs = jpype.java.util.ArrayList()
         for rt in self.runtimes:
-            # Java requires a version (results name it); an unversioned runtime serves as "0".
-            specs.add(pkg.ModelSpec(rt.name, rt.version or "0", _features(rt), _output_width(rt)))
+            specs.add(_spec(pkg, rt))
         opts = self.options
         java_options = pkg.InProcessGateway.Options(
             opts.workers,
@@ -348,9 +348,22 @@ class InProcessHost:
             int(opts.caller_spin_us * 1000),
             int(opts.lane_spin_us * 1000),
             int(opts.gather_us * 1000),
+            opts.spare_models,
         )
         self.java_gateway: Any = pkg.InProcessGateway(specs, java_options)
+        #: Model indices per kind: ``[0, c)`` names, ``[c, 2c)`` their canary routes (``InProcessGateway.routes``).
+        self.capacity = int(self.java_gateway.routes()) // 2
+        spare = [""] * (self.capacity - len(names))
+        #: What each model index resolves through per batch. ``[0, c)``: the bare name, so a hot-swapped live version
+        #: serves (same signature: the Java side checked the feature count against the version it was given).
+        #: ``[c, 2c)``: each name's canary route, ``name@candidate`` while a canary of it runs (:meth:`sync_routes`).
+        #: Spare indices are "" until :meth:`sync_models` gives one a name. Changed in place: workers hold the list.
+        self.refs: list[str] = [*names, *spare, *names, *spare]
+        self._indices = {name: i for i, name in enumerate(names)}
+        self._unservable: set[str] = set()  # names Java cannot take in process (logged once)
         self._workers = [_Worker(i, self) for i in range(opts.workers)]
+        self._closing = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="scoregate-inprocess-models", daemon=True)
         self._started = False
 
     def start(self) -> InProcessHost:
@@ -358,6 +371,7 @@ class InProcessHost:
 
         for w in self._workers:
             w.start()
+        self._watcher.start()
         jpype.JClass("dev.scoregate.bridge.ModelGateways").register(self.java_gateway)
         self._started = True
         # A process that exits with the workers still inside Java hangs for ever: JPype's exit hook destroys the
@@ -378,8 +392,8 @@ class InProcessHost:
         """
         with self._routes_lock:
             states = getattr(self.engine.manager.registry.router, "states", None)
-            n = len(self._thresholds)
-            for i in range(n):
+            n = self.capacity
+            for i in range(len(self._thresholds)):
                 name = self.refs[i]
                 state = states.get(name) if states is not None else None
                 candidate = state.candidate if state is not None else ""  # a canary's, or a shadow's (pins reach it)
@@ -397,6 +411,66 @@ class InProcessHost:
                     self.refs[n + i] = name
                 self._thresholds[i] = threshold
             self.routes_seen = states
+
+    def sync_models(self) -> list[str]:
+        """Serve to Java every name the engine serves that Java does not know yet; return the names added.
+
+        Each gets the next spare model index (``InProcessGateway.addModel``), and requests for it are admitted from
+        then on. A name Java cannot take (more than one input, rows wider than the lanes stage, no spare index left)
+        is logged once and keeps failing in Java as unknown; it stays served over gRPC and Py4J.
+        """
+        added: list[str] = []
+        with self._routes_lock:
+            for name in self.engine.names():
+                if name in self._indices or name in self._unservable:
+                    continue
+                try:
+                    runtime = self.engine.runtime(name)
+                    spec = _spec(self._pkg, runtime)
+                except ModelNotFoundError:  # undeployed in between
+                    continue
+                except Exception as exc:  # not one [batch, features] input and one fixed output
+                    self._refuse(name, exc)
+                    continue
+                i = len(self.runtimes)
+                # Before Java admits a request for it: a lane may take one as soon as addModel returns.
+                self.refs[i] = self.refs[self.capacity + i] = name
+                try:
+                    got = int(self.java_gateway.addModel(spec))
+                except Exception as exc:  # a JException: no spare index, too wide, closed
+                    self.refs[i] = self.refs[self.capacity + i] = ""
+                    self._refuse(name, exc)
+                    continue
+                if got != i:  # only this method adds, under the lock
+                    raise RuntimeError(f"Java gave model {name!r} index {got}, the host expected {i}")
+                self.runtimes.append(runtime)
+                self._thresholds.append(0)
+                self._indices[name] = i
+                added.append(name)
+            if added:
+                self.routes_seen = None  # a canary of a new name may run already: the next batch syncs routes
+        for name in added:
+            log.info("model %s is served in process from now on (model index %d)", name, self._indices[name])
+        return added
+
+    def _refuse(self, name: str, exc: BaseException) -> None:
+        self._unservable.add(name)
+        log.warning("model %s is not served in process (Java callers get UnknownModelException): %s", name, exc)
+
+    def _watch(self) -> None:
+        """Adds names the engine starts serving (a deploy) as soon as it publishes them."""
+        manager = self.engine.manager
+        seen: object = None
+        while not self._closing.is_set():
+            snapshot = manager.wait_published(seen, 5.0)
+            if snapshot is seen or self._closing.is_set():
+                continue
+            seen = snapshot
+            if any(n not in self._indices and n not in self._unservable for n in snapshot.live):
+                try:
+                    self.sync_models()
+                except Exception:  # the watcher outlives any one failure; the next change retries
+                    log.exception("in-process host: adding new models failed")
 
     def _fits(self, index: int, ref: str) -> bool:
         listed = self.runtimes[index]
@@ -441,6 +515,10 @@ class InProcessHost:
         import jpype
 
         atexit.unregister(self.close)
+        self._closing.set()
+        self.engine.manager.wake()
+        if self._watcher.is_alive():
+            self._watcher.join(timeout_s)
         if self._started:
             jpype.JClass("dev.scoregate.bridge.ModelGateways").unregister(self.java_gateway)
         self.java_gateway.close()
@@ -454,6 +532,11 @@ class InProcessHost:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _spec(pkg: Any, rt: ModelRuntime) -> Any:
+    """The Java ``ModelSpec`` of ``rt``. Java requires a version (results name it); an unversioned one serves as "0"."""
+    return pkg.ModelSpec(rt.name, rt.version or "0", _features(rt), _output_width(rt))
 
 
 def _features(rt: ModelRuntime) -> int:

@@ -44,7 +44,7 @@ from models.handle import Harness, T
 from models.ids import ModelId, version_key
 from models.package import Package
 from models.policy import Action, Aspired, Kind, State, choose_live, decide
-from models.registry import Registry, Router, RoutingKey
+from models.registry import Registry, Router, RoutingKey, Snapshot
 
 __all__ = ["ManagerOptions", "VersionManager", "VersionStatus"]
 
@@ -227,6 +227,19 @@ class VersionManager(Generic[T]):
                     return self._finished != seen
 
                 self._changed.wait_for(moved, remaining)
+
+    def wait_published(self, seen: object, timeout: float) -> Snapshot[T]:
+        """The registry's snapshot: at once if it is not ``seen``, else after the manager's next change of state (or
+        :meth:`wake`, or ``timeout`` s). The caller loops; a change of state need not have published a snapshot."""
+        with self._changed:
+            if self.registry.snapshot is seen:
+                self._changed.wait(timeout)
+            return self.registry.snapshot
+
+    def wake(self) -> None:
+        """Return every :meth:`wait_published` now (a watcher that is stopping)."""
+        with self._changed:
+            self._changed.notify_all()
 
     def wait_live(self, name: str, version: str, timeout: float) -> bool:
         """Wait until ``name@version`` is live (with a background thread driving the manager); ``False`` on

@@ -476,3 +476,55 @@ def test_java_requests_with_a_routing_key_take_part_in_a_canary(tmp_path: Path) 
     finally:
         rollouts.close()
         engine.close()
+
+
+def test_a_model_deployed_after_start_is_served_to_java_without_a_restart(
+    logistic: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A name the engine starts serving after the host started (a deploy) is scored for Java callers once the
+    engine publishes it; one whose rows are wider than the lanes stage is refused with a log, and the others serve."""
+    start_jvm()
+    model_a, w, b = logistic
+    model_b, w_b, b_b = logistic_model(FEATURES, seed=31)
+    engine = Engine([ModelRuntime.load(model_a, name="ctr", version="1")])
+    x = np.random.default_rng(6).normal(size=(8, FEATURES)).astype(np.float32)
+    with InProcessHost(engine, InProcessOptions(workers=1)) as host:
+        gateway = _java().ModelGateways.get()
+        arena = host.new_arena(1, 8, FEATURES)
+        with arena.acquire() as slot:
+            _fill(slot, x)
+            with pytest.raises(jpype.JException) as unknown:
+                gateway.score(_request(slot, 8, "pcvr"))
+            assert "UnknownModelException" in str(unknown.value.getClass().getName())
+
+            engine.add(ModelRuntime.load(model_b, name="pcvr", version="5"))
+            give_up = time.monotonic() + 10
+            while "pcvr" not in [str(m) for m in gateway.models()]:  # the host's watcher adds it
+                assert time.monotonic() < give_up, "the new name never reached Java"
+                time.sleep(0.005)
+            result = gateway.score(_request(slot, 8, "pcvr"))
+            assert str(result.servedBy()) == "pcvr@5"
+            np.testing.assert_allclose(_scores(result, 8), reference_scores(x, w_b, b_b), rtol=1e-5, atol=1e-6)
+            ctr = gateway.score(_request(slot, 8, "ctr"))  # the listed name is untouched
+            np.testing.assert_allclose(_scores(ctr, 8), reference_scores(x, w, b), rtol=1e-5, atol=1e-6)
+
+            # A new version of the added name hot-swaps in, as for a listed one.
+            engine.add(ModelRuntime.load(model_a, name="pcvr", version="6"))
+            give_up = time.monotonic() + 10
+            while str(result.servedBy()) != "pcvr@6":
+                assert time.monotonic() < give_up, "the added name's new version never served"
+                result = gateway.score(_request(slot, 8, "pcvr"))
+            np.testing.assert_allclose(_scores(result, 8), reference_scores(x, w, b), rtol=1e-5, atol=1e-6)
+
+        wide, _, _ = logistic_model(4 * FEATURES, seed=3)
+        with caplog.at_level("WARNING", logger="jvm_bridge.inprocess"):
+            engine.add(ModelRuntime.load(wide, name="wide", version="1"))
+            give_up = time.monotonic() + 10
+            while "model wide is not served in process" not in caplog.text:
+                assert time.monotonic() < give_up, "the refusal was never logged"
+                time.sleep(0.005)
+        assert "restart the host" in caplog.text
+        assert host.sync_models() == []  # refused once, not retried on every change
+        assert [str(m) for m in gateway.models()] == ["ctr", "pcvr"]
+        assert host.stats()["failures"] == 0
+    engine.close()

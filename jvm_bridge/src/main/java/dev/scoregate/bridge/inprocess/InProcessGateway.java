@@ -46,12 +46,14 @@ import java.util.concurrent.TimeUnit;
  *       {@link dev.scoregate.bridge.ModelGateways} is the host's job.</li>
  *   <li>Canaries: while the host has set a canary share for a name ({@link #route}), a request for that name that
  *       pins no version and carries a routing key whose bucket falls in the share is queued on the name's canary
- *       route, model index {@code i + models} for listed model {@code i} ({@link #routes()}), and so is one that
- *       pins the candidate; the lane's Python scores that route with the candidate, and the result names the
- *       version that scored.</li>
+ *       route, model index {@link #canaryRoute canaryRoute(i)} for model {@code i} ({@link #routes()}), and so is
+ *       one that pins the candidate; the lane's Python scores that route with the candidate, and the result names
+ *       the version that scored.</li>
  *   <li>Pins: a request naming {@code name@version} is scored by that version or fails with
  *       {@link UnknownModelException}: in process, a name serves its live version and its canary's, and a pin of
  *       any other version (one listed at start that a hot swap replaced) fails once its batch is scored.</li>
+ *   <li>New names: the host {@link #addModel adds} a name deployed after start under a spare model index; requests
+ *       for it are admitted from then on. Before, they fail with {@link UnknownModelException}.</li>
  * </ol>
  *
  * <p>Request threads wait with {@link java.util.concurrent.locks.LockSupport#parkNanos}; the lane unparks them. The
@@ -77,6 +79,8 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
      * @param gatherNanos     batches that score in less than this (by the lanes' own CPU time) gather on the lane
      *                        already scoring instead of waking or feeding another: default
      *                        {@value #DEFAULT_GATHER_NANOS}; 0: every arrival may use an idle lane
+     * @param spareModels     names that may be added after start ({@link #addModel}): model indices reserved
+     *                        beyond the listed models; default {@value #DEFAULT_SPARE_MODELS}
      *
      * <p>Gathering: every lane is a Python thread, and Python runs one thread at a time (the GIL). Two lanes only
      * win when their ONNX Runtime runs, which release the GIL, are long enough to overlap; for short batches they
@@ -87,22 +91,30 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
      * than the cores, so spinning makes a lightly loaded gateway fast and changes nothing on a saturated one.
      */
     public record Options(int workers, int maxBatchRows, long maxDelayNanos, int queueCapacity, long callerSpinNanos,
-                          long laneSpinNanos, long gatherNanos) {
+                          long laneSpinNanos, long gatherNanos, int spareModels) {
         public static final int DEFAULT_WORKERS = 2;
         public static final int DEFAULT_MAX_BATCH_ROWS = 1024;
         public static final int DEFAULT_QUEUE_CAPACITY = 8192;
         public static final long DEFAULT_CALLER_SPIN_NANOS = 1_000_000;
         public static final long DEFAULT_LANE_SPIN_NANOS = 50_000;
         public static final long DEFAULT_GATHER_NANOS = 100_000;
+        public static final int DEFAULT_SPARE_MODELS = 32;
 
         public Options {
             if (workers <= 0 || maxBatchRows <= 0 || maxDelayNanos < 0 || queueCapacity <= 0 || callerSpinNanos < 0
-                    || laneSpinNanos < 0 || gatherNanos < 0) {
+                    || laneSpinNanos < 0 || gatherNanos < 0 || spareModels < 0) {
                 throw new IllegalArgumentException("workers, maxBatchRows and queueCapacity must be > 0 and "
-                        + "maxDelayNanos, callerSpinNanos, laneSpinNanos and gatherNanos >= 0, got " + workers + ", "
-                        + maxBatchRows + ", " + maxDelayNanos + ", " + queueCapacity + ", " + callerSpinNanos + ", "
-                        + laneSpinNanos + ", " + gatherNanos);
+                        + "maxDelayNanos, callerSpinNanos, laneSpinNanos, gatherNanos and spareModels >= 0, got "
+                        + workers + ", " + maxBatchRows + ", " + maxDelayNanos + ", " + queueCapacity + ", "
+                        + callerSpinNanos + ", " + laneSpinNanos + ", " + gatherNanos + ", " + spareModels);
             }
+        }
+
+        /** With {@value #DEFAULT_SPARE_MODELS} spare model indices. */
+        public Options(int workers, int maxBatchRows, long maxDelayNanos, int queueCapacity, long callerSpinNanos,
+                       long laneSpinNanos, long gatherNanos) {
+            this(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos, gatherNanos,
+                    DEFAULT_SPARE_MODELS);
         }
 
         /** With the default spins and gathering. */
@@ -117,46 +129,64 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
 
         public Options withWorkers(int workers) {
             return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos,
-                    gatherNanos);
+                    gatherNanos, spareModels);
         }
 
         public Options withMaxBatchRows(int maxBatchRows) {
             return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos,
-                    gatherNanos);
+                    gatherNanos, spareModels);
         }
 
         public Options withMaxDelayNanos(long maxDelayNanos) {
             return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos,
-                    gatherNanos);
+                    gatherNanos, spareModels);
         }
 
         public Options withQueueCapacity(int queueCapacity) {
             return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos,
-                    gatherNanos);
+                    gatherNanos, spareModels);
         }
 
         /** Batches scoring in less than {@code gatherNanos} gather on one lane; 0: never. */
         public Options withGatherNanos(long gatherNanos) {
             return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos,
-                    gatherNanos);
+                    gatherNanos, spareModels);
         }
 
         /** Both spins; {@code (0, 0)} parks at once, as a gateway on a shared, saturated host might prefer. */
         public Options withSpin(long callerSpinNanos, long laneSpinNanos) {
             return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos,
-                    gatherNanos);
+                    gatherNanos, spareModels);
+        }
+
+        /** Model indices reserved for names added after start ({@link #addModel}). */
+        public Options withSpareModels(int spareModels) {
+            return new Options(workers, maxBatchRows, maxDelayNanos, queueCapacity, callerSpinNanos, laneSpinNanos,
+                    gatherNanos, spareModels);
         }
     }
 
     private static final Failure CLOSED = model -> new GatewayUnavailableException(model,
             "the in-process gateway closed before a worker took the request; never scored", null);
 
-    private final ModelSpec[] specs;
-    private final ModelId[] servedBy;
-    /** Both {@code name@version} and, for the first spec of each name, the bare name. */
-    private final Map<ModelId, Integer> index;
-    private final List<String> names;
-    private final List<String> loaded;
+    /**
+     * What the gateway serves: replaced whole (copy on write, under {@code lifecycle}) when a name is added, read once
+     * per request.
+     *
+     * @param specs    by model index, {@code capacity} long; null past {@code count}
+     * @param servedBy {@code specs[i].id()}
+     * @param index    both {@code name@version} and, for the first spec of each name, the bare name
+     */
+    private record Table(ModelSpec[] specs, ModelId[] servedBy, Map<ModelId, Integer> index, List<String> names,
+                         List<String> loaded, int count) {
+    }
+
+    private volatile Table table;
+    /** Model indices: the listed models plus {@link Options#spareModels()}; canary routes start here. */
+    private final int capacity;
+    /** The widest input and output a lane stages (the listed models'): names added later must fit. */
+    private final int maxFeatures;
+    private final int maxWidth;
     private final Options options;
     private final RequestQueue queue;
     private final SpinBudget spin = SpinBudget.forThisMachine();
@@ -180,33 +210,23 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
      */
     public InProcessGateway(List<ModelSpec> models, Options options) {
         this.options = Objects.requireNonNull(options, "options");
-        this.specs = List.copyOf(models).toArray(new ModelSpec[0]);
-        if (specs.length == 0) {
+        ModelSpec[] listed = List.copyOf(models).toArray(new ModelSpec[0]);
+        if (listed.length == 0) {
             throw new IllegalArgumentException("an InProcessGateway needs at least one model");
         }
-        this.servedBy = new ModelId[specs.length];
-        this.index = new HashMap<>();
-        LinkedHashSet<String> distinctNames = new LinkedHashSet<>();
-        List<String> ids = new ArrayList<>();
-        int maxFeatures = 0;
-        int maxWidth = 0;
-        for (int i = 0; i < specs.length; i++) {
-            ModelSpec spec = specs[i];
-            servedBy[i] = spec.id();
-            if (index.put(servedBy[i], i) != null) {
-                throw new IllegalArgumentException("model " + servedBy[i] + " is listed twice");
-            }
-            index.putIfAbsent(new ModelId(spec.name(), null), i);
-            distinctNames.add(spec.name());
-            ids.add(servedBy[i].toString());
-            maxFeatures = Math.max(maxFeatures, spec.features());
-            maxWidth = Math.max(maxWidth, spec.outputWidth());
+        this.capacity = listed.length + options.spareModels();
+        this.table = tableOf(Arrays.copyOf(listed, capacity), listed.length);
+        int features = 0;
+        int width = 0;
+        for (ModelSpec spec : listed) {
+            features = Math.max(features, spec.features());
+            width = Math.max(width, spec.outputWidth());
         }
-        this.names = List.copyOf(distinctNames);
-        this.loaded = List.copyOf(ids);
-        this.canaryThresholds = new int[specs.length];
-        this.canaryVersions = new String[specs.length];
-        this.queue = new RequestQueue(2 * specs.length, options.workers(), options.queueCapacity(),
+        this.maxFeatures = features;
+        this.maxWidth = width;
+        this.canaryThresholds = new int[capacity];
+        this.canaryVersions = new String[capacity];
+        this.queue = new RequestQueue(2 * capacity, options.workers(), options.queueCapacity(),
                 options.maxBatchRows(), options.maxDelayNanos(), spin, options.laneSpinNanos(), options.gatherNanos());
         this.lanes = new WorkerLane[options.workers()];
         for (int i = 0; i < lanes.length; i++) {
@@ -217,6 +237,63 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
     /** With {@link Options#defaults()}. */
     public InProcessGateway(List<ModelSpec> models) {
         this(models, Options.defaults());
+    }
+
+    /** The lookup table of {@code specs[0, count)}; throws if a {@code name@version} is listed twice. */
+    private static Table tableOf(ModelSpec[] specs, int count) {
+        ModelId[] servedBy = new ModelId[specs.length];
+        Map<ModelId, Integer> index = new HashMap<>();
+        LinkedHashSet<String> names = new LinkedHashSet<>();
+        List<String> loaded = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            servedBy[i] = specs[i].id();
+            if (index.put(servedBy[i], i) != null) {
+                throw new IllegalArgumentException("model " + servedBy[i] + " is listed twice");
+            }
+            index.putIfAbsent(new ModelId(specs[i].name(), null), i);
+            names.add(specs[i].name());
+            loaded.add(servedBy[i].toString());
+        }
+        // never changed once published: a HashMap keeps the admission lookup as it was
+        return new Table(specs, servedBy, index, List.copyOf(names), List.copyOf(loaded), count);
+    }
+
+    /**
+     * Serves a name that was not listed at start (deployed since), under the next spare model index: requests for it
+     * are admitted from the moment this returns. The Python host calls it, before any request can reach the index,
+     * when its engine starts serving a new name; a lane then scores the index with that name's live version.
+     *
+     * @return the new model's index
+     * @throws IllegalArgumentException    if the name is already served, or its rows are wider than a lane stages
+     *                                     (the widest listed model's features and outputs)
+     * @throws IllegalStateException       if every spare index is taken ({@link Options#spareModels()})
+     * @throws GatewayUnavailableException if the gateway is closed
+     */
+    public int addModel(ModelSpec spec) {
+        Objects.requireNonNull(spec, "spec");
+        synchronized (lifecycle) {
+            if (closed) {
+                throw closed(spec.id().toString());
+            }
+            Table current = table;
+            if (current.index().containsKey(new ModelId(spec.name(), null))) {
+                throw new IllegalArgumentException("model '" + spec.name() + "' is already served in process");
+            }
+            if (spec.features() > maxFeatures || spec.outputWidth() > maxWidth) {
+                throw new IllegalArgumentException("model " + spec.id() + " takes " + spec.features()
+                        + " features and gives " + spec.outputWidth() + " outputs per row, but the lanes stage at most "
+                        + maxFeatures + " and " + maxWidth + " (the widest models listed at start): restart the "
+                        + "host to serve it in process");
+            }
+            if (current.count() == capacity) {
+                throw new IllegalStateException("cannot add model " + spec.id() + ": all " + options.spareModels()
+                        + " spare model indices are taken (Options.spareModels); restart the host to serve it");
+            }
+            ModelSpec[] specs = current.specs().clone();
+            specs[current.count()] = spec;
+            table = tableOf(specs, current.count() + 1);
+            return current.count();
+        }
     }
 
     @Override
@@ -247,15 +324,16 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
         if (closed) {
             throw closed(named.toString());
         }
-        Integer model = index.get(named);
+        Table served = table;
+        Integer model = served.index().get(named);
         if (model == null && named.version() != null) {
             // A version not listed at start (the live one after a hot swap, a canary): checked when scored.
-            model = index.get(new ModelId(named.name(), null));
+            model = served.index().get(new ModelId(named.name(), null));
         }
         if (model == null) {
-            throw new UnknownModelException(named.toString(), loaded);
+            throw new UnknownModelException(named.toString(), served.loaded());
         }
-        ModelSpec spec = specs[model];
+        ModelSpec spec = served.specs()[model];
         if (request.featureCount() != spec.features()) {
             throw new InvalidInputException(named.toString(), "features", "expected " + spec.features()
                     + " features per row, got " + request.featureCount());
@@ -291,13 +369,13 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
             if (threshold > 0) {
                 int bucket = request.routingBucket();
                 if (bucket >= 0 && bucket < threshold) {
-                    route = model + specs.length; // the canary route of this model
+                    route = model + capacity; // the canary route of this model
                 }
             }
         } else if (pinned.equals(canaryVersions[model])) {
-            route = model + specs.length;
+            route = model + capacity;
         }
-        Pending pending = new Pending(request, route, servedBy[model], now, arenaId, featureOffset, scoreOffset,
+        Pending pending = new Pending(request, route, served.servedBy()[model], now, arenaId, featureOffset, scoreOffset,
                 waiter, future);
         int admitted = queue.offer(pending);
         if (admitted == RequestQueue.OVERLOADED) {
@@ -324,12 +402,13 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
     /** The served model names, without versions. */
     @Override
     public List<String> models() {
-        return names;
+        return table.names();
     }
 
-    /** The served models, in model-index order (what {@code control[0]} counts in). */
+    /** The served models, in model-index order (what {@code control[0]} counts in): listed, then added. */
     public List<ModelSpec> specs() {
-        return List.of(specs);
+        Table served = table;
+        return List.of(Arrays.copyOf(served.specs(), served.count()));
     }
 
     /**
@@ -339,24 +418,31 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
      * @throws InvalidInputException if {@code model} does not parse
      */
     public ModelSpec spec(String model) {
-        Integer i = index.get(ModelId.parse(model));
+        Table served = table;
+        Integer i = served.index().get(ModelId.parse(model));
         if (i == null) {
-            throw new UnknownModelException(model, loaded);
+            throw new UnknownModelException(model, served.loaded());
         }
-        return specs[i];
+        return served.specs()[i];
     }
 
-    /** The spec of model index {@code model}, a listed model or a canary route ({@link #routes()}). */
+    /** The spec of model index {@code model}, a served model or a canary route ({@link #routes()}); null if unused. */
     ModelSpec spec(int model) {
-        return specs[model < specs.length ? model : model - specs.length];
+        return table.specs()[model < capacity ? model : model - capacity];
     }
 
     /**
-     * Model indices a lane may see in {@code control[0]}: {@code [0, n)} the listed models, in order, and
-     * {@code [n, 2n)} their canary routes ({@code i + n} for model {@code i}), n = the number of listed models.
+     * Model indices a lane may see in {@code control[0]}: {@code [0, c)} the served models, listed ones first in
+     * order, then those {@link #addModel added} (c = the listed models + {@link Options#spareModels()}), and
+     * {@code [c, 2c)} their canary routes ({@link #canaryRoute}).
      */
     public int routes() {
-        return 2 * specs.length;
+        return 2 * capacity;
+    }
+
+    /** The model index of model {@code model}'s canary route. */
+    public int canaryRoute(int model) {
+        return Objects.checkIndex(model, capacity) + capacity;
     }
 
     /**
@@ -372,9 +458,10 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
      * @throws IllegalArgumentException if {@code threshold} is out of range
      */
     public void route(String name, String candidate, int threshold) {
-        Integer i = index.get(ModelId.parse(name));
+        Table served = table;
+        Integer i = served.index().get(ModelId.parse(name));
         if (i == null || name.indexOf('@') >= 0) {
-            throw new UnknownModelException(name, loaded);
+            throw new UnknownModelException(name, served.loaded());
         }
         if (threshold < 0 || threshold > Routing.BUCKETS) {
             throw new IllegalArgumentException("threshold must be in [0, " + Routing.BUCKETS
@@ -392,16 +479,17 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
 
     /** The canary threshold {@link #route} last set for {@code name} (0: none). */
     public int canaryThreshold(String name) {
-        Integer i = index.get(ModelId.parse(name));
+        Table served = table;
+        Integer i = served.index().get(ModelId.parse(name));
         if (i == null) {
-            throw new UnknownModelException(name, loaded);
+            throw new UnknownModelException(name, served.loaded());
         }
         return canaryThresholds[i];
     }
 
     /** {@code name@version} of every served model, for messages. */
     List<String> loaded() {
-        return loaded;
+        return table.loaded();
     }
 
     public Options options() {
@@ -472,9 +560,10 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
      * @throws UnknownModelException if no served model matches
      */
     public long scoringCostNanos(String model, int rows) {
-        Integer i = index.get(ModelId.parse(model));
+        Table served = table;
+        Integer i = served.index().get(ModelId.parse(model));
         if (i == null) {
-            throw new UnknownModelException(model, loaded);
+            throw new UnknownModelException(model, served.loaded());
         }
         return queue.cost(i, rows);
     }
@@ -492,6 +581,6 @@ public final class InProcessGateway implements ModelGateway, AutoCloseable {
 
     @Override
     public String toString() {
-        return "InProcessGateway[" + String.join(", ", loaded) + "; " + options + "]";
+        return "InProcessGateway[" + String.join(", ", table.loaded()) + "; " + options + "]";
     }
 }

@@ -37,8 +37,8 @@ import java.util.concurrent.atomic.LongAdder;
  * <h2>Control block: the contract with Python</h2>
  * A direct, native-order buffer of 16 longs, allocated once, written by {@code take} when it returns {@code n > 0}:
  * <pre>
- * [0] model index: position of the model in the ModelSpec list the gateway was built with, or that plus the list's
- *     length for a model's canary route (InProcessGateway.routes())
+ * [0] model index: position of the model in the ModelSpec list the gateway was built with (then the models added
+ *     since, InProcessGateway.addModel), or InProcessGateway.canaryRoute(index) for a model's canary route
  * [1] rows: total rows of the batch, 1 .. maxBatchRows
  * [2] buffer id: -1 = this lane's staging(); k &gt;= 0 = registered arena k (InProcessGateway.arena(k))
  * [3] byte offset of the input features (float32, rows x features, row-major) in that buffer
@@ -120,10 +120,16 @@ public final class WorkerLane {
         this.staging = aligned((int) total);
         this.batch = new RequestQueue.Batch(maxBatchRows);
         this.rowStart = new int[maxBatchRows];
-        this.serving = new ModelId[gateway.routes()];
-        for (int i = 0; i < serving.length; i++) {
-            serving[i] = gateway.spec(i).id();
+        this.serving = new ModelId[gateway.routes()]; // filled on first use: names may be added after start
+    }
+
+    /** The version results of {@code model} name: the last {@link #serving(int, String)}, else the spec's. */
+    private ModelId servedBy(int model) {
+        ModelId id = serving[model];
+        if (id == null) {
+            id = serving[model] = gateway.spec(model).id();
         }
+        return id;
     }
 
     private static ByteBuffer aligned(int bytes) {
@@ -211,7 +217,7 @@ public final class WorkerLane {
 
     /** The version this lane last named for {@code model} (for tests and diagnostics). */
     public ModelId serving(int model) {
-        return serving[model];
+        return servedBy(model);
     }
 
     /**
@@ -287,7 +293,7 @@ public final class WorkerLane {
         if (batch.size == 1 && first.arenaId >= 0) {
             if (first.claimInPlace()) {
                 staged = false;
-                first.servedBy = serving[first.model];
+                first.servedBy = servedBy(first.model);
                 describe(first.model, first.rows(), first.arenaId, first.featureOffset, first.scoreOffset, 1, spec);
                 long seq = ++sequence;
                 control.putLong(SEQUENCE, seq);
@@ -311,7 +317,7 @@ public final class WorkerLane {
             }
             int bytes = p.rows() * rowBytes;
             staging.put(rows * rowBytes, whole(p.request.featureBuffer(), bytes), 0, bytes);
-            p.servedBy = serving[first.model];
+            p.servedBy = servedBy(first.model);
             batch.items[live] = p;
             rowStart[live] = rows;
             rows += p.rows();

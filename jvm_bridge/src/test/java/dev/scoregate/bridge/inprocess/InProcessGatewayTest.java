@@ -203,7 +203,10 @@ class InProcessGatewayTest extends GatewayFixture {
     void keyedRequestsInTheCanaryShareTakeTheNamesCanaryRoute() throws Exception {
         InProcessGateway gateway = gateway(oneLane());
         WorkerLane lane = gateway.lane(0);
-        assertEquals(4, gateway.routes()); // ctr, cvr, then their canary routes
+        // ctr, cvr, the spare indices, then their canary routes
+        assertEquals(2 * (2 + InProcessGateway.Options.DEFAULT_SPARE_MODELS), gateway.routes());
+        int route = gateway.canaryRoute(0);
+        assertEquals(2 + InProcessGateway.Options.DEFAULT_SPARE_MODELS, route);
         assertEquals(0, gateway.canaryThreshold("ctr"));
         gateway.route("ctr", "8", 5000);
         assertEquals(5000, gateway.canaryThreshold("ctr"));
@@ -214,10 +217,10 @@ class InProcessGatewayTest extends GatewayFixture {
             CompletableFuture<ScoreResult> result = gateway.scoreAsync(keyed(CTR, "ctr", key, user));
             assertEquals(1, lane.take(WAIT));
             long[] control = FakePython.score(gateway, lane);
-            assertEquals(canary ? 2 : 0, control[0], key);
+            assertEquals(canary ? route : 0, control[0], key);
             assertEquals(CTR.features(), control[6]);
-            if (canary && !lane.serving(2).version().equals("8")) {
-                lane.serving(2, "8"); // as Python does when it first scores the route with the candidate
+            if (canary && !lane.serving(route).version().equals("8")) {
+                lane.serving(route, "8"); // as Python does when it first scores the route with the candidate
             }
             lane.complete();
             ScoreResult scored = result.get(10, TimeUnit.SECONDS);
@@ -249,6 +252,45 @@ class InProcessGatewayTest extends GatewayFixture {
     }
 
     @Test
+    void aNameAddedAfterStartIsServedUnderASpareIndex() throws Exception {
+        InProcessGateway gateway = gateway(oneLane().withSpareModels(1));
+        WorkerLane lane = gateway.lane(0);
+        ModelSpec pcvr = new ModelSpec("pcvr", "3", 2, 1);
+        assertThrows(UnknownModelException.class, () -> gateway.score(plain(pcvr, 1, 0f)), "before it is added");
+        assertEquals(2, gateway.addModel(pcvr)); // after ctr and cvr
+        assertEquals(List.of("ctr", "cvr", "pcvr"), gateway.models());
+        assertEquals(pcvr, gateway.spec("pcvr@3"));
+        CompletableFuture<ScoreResult> result = gateway.scoreAsync(plain(pcvr, 2, 5f));
+        assertEquals(1, lane.take(WAIT));
+        long[] control = FakePython.score(gateway, lane);
+        assertEquals(2, control[0]);
+        assertEquals(pcvr.features(), control[6]);
+        lane.complete();
+        ScoreResult scored = result.get(10, TimeUnit.SECONDS);
+        assertEquals(new ModelId("pcvr", "3"), scored.servedBy());
+        assertEquals(expected(5f, 0, pcvr.features(), 0), scored.score(0));
+        // Its canary route, like a listed name's.
+        gateway.route("pcvr", "4", Routing.BUCKETS);
+        CompletableFuture<ScoreResult> canary = gateway.scoreAsync(keyed(pcvr, "pcvr", "user-1", 1));
+        assertEquals(1, lane.take(WAIT));
+        assertEquals(gateway.canaryRoute(2), FakePython.score(gateway, lane)[0]);
+        lane.serving(gateway.canaryRoute(2), "4");
+        lane.complete();
+        assertEquals("pcvr@4", canary.get(10, TimeUnit.SECONDS).servedBy().toString());
+        // Refused, each with what to do: a name already served, no spare index left, rows wider than lanes stage.
+        assertThrows(IllegalArgumentException.class, () -> gateway.addModel(new ModelSpec("ctr", "8", 4, 1)));
+        IllegalStateException full = assertThrows(IllegalStateException.class,
+                () -> gateway.addModel(new ModelSpec("brand", "1", 2, 1)));
+        assertTrue(full.getMessage().contains("spareModels"), full.getMessage());
+        InProcessGateway roomy = gateway(oneLane());
+        IllegalArgumentException wide = assertThrows(IllegalArgumentException.class,
+                () -> roomy.addModel(new ModelSpec("wide", "1", 1000, 1)));
+        assertTrue(wide.getMessage().contains("restart"), wide.getMessage());
+        roomy.close();
+        assertThrows(GatewayUnavailableException.class, () -> roomy.addModel(new ModelSpec("late", "1", 2, 1)));
+    }
+
+    @Test
     void aPinIsScoredByItsVersionOrFails() throws Exception {
         InProcessGateway gateway = gateway(oneLane());
         WorkerLane lane = gateway.lane(0);
@@ -256,8 +298,8 @@ class InProcessGatewayTest extends GatewayFixture {
         // Pinning the canary's version takes the canary route, without a key.
         CompletableFuture<ScoreResult> canary = gateway.scoreAsync(plain(CTR, "ctr@8", 1, 0f, Duration.ofSeconds(5)));
         assertEquals(1, lane.take(WAIT));
-        assertEquals(2, FakePython.score(gateway, lane)[0]);
-        lane.serving(2, "8");
+        assertEquals(gateway.canaryRoute(0), FakePython.score(gateway, lane)[0]);
+        lane.serving(gateway.canaryRoute(0), "8");
         lane.complete();
         assertEquals("ctr@8", canary.get(10, TimeUnit.SECONDS).servedBy().toString());
         // A hot swap replaced ctr@7 with ctr@9 (not listed at start): a pin of 9 is admitted and scored by it, a pin
