@@ -112,6 +112,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     grpc.add_argument("--token-file", type=Path, help="read the bearer token from this file (whitespace stripped)")
     grpc.add_argument(
+        "--rotate-out-s",
+        type=float,
+        metavar="DRAIN_S",
+        help="with --cluster: before loading a version, leave the clients' rotation (health NOT_SERVING, ServerReady "
+        "false; calls are still answered), wait DRAIN_S seconds for clients to move to other replicas, load, and "
+        "come back; one replica of the cluster at a time (default: load while serving)",
+    )
+    grpc.add_argument(
         "--pipeline",
         type=Path,
         nargs="?",
@@ -273,7 +281,12 @@ def _serve_grpc(args: argparse.Namespace, source: ModelSource) -> int:
     except ValueError as exc:
         print(f"serve-grpc: {exc}", file=sys.stderr)
         return 2
-    return serve(source, options, pipeline_demo=args.pipeline, metrics_port=args.metrics_port)
+    if args.rotate_out_s is not None and (args.rotate_out_s < 0 or source.cluster is None):
+        print("serve-grpc: --rotate-out-s needs --cluster and a drain of 0 s or more", file=sys.stderr)
+        return 2
+    return serve(
+        source, options, pipeline_demo=args.pipeline, metrics_port=args.metrics_port, rotate_out_s=args.rotate_out_s
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,12 @@ Each replica runs a :class:`ControlPlane` beside its :class:`~gateway.rollout.Ro
    may take seconds; it runs on the converger, never on the listener), then writes its report.
 3. When the replica's regression gate rolls a candidate back, the control plane writes the rolled-back state to
    the desired map (compare-and-set on the revision), so every other replica rolls back too.
+4. With a :class:`Rotation` (``serve-grpc --rotate-out-s S``), a replica that must load a version leaves its clients'
+   rotation first (gRPC health NOT_SERVING, ``ServerReady`` false), waits ``S`` seconds for them to move to the
+   other replicas, loads, warms and swaps, and comes back: one replica of the cluster at a time (a lock in map
+   ``scoregate-rollout-rotation``, leased so that a replica that dies out of rotation frees it). Loads then cost
+   the clients nothing but the capacity of one replica, on a machine where a load competes with serving for the
+   cores. A state that loads nothing (a canary share, a promotion) applies in rotation.
 
 :func:`wait_converged` waits (on a listener of the actual map, with a deadline) until N replicas report a revision.
 Run a replica with ``python -m gateway.rollout_control --store DIR --cluster NAME --members HOST:PORT,...``.
@@ -26,10 +32,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,12 +44,16 @@ from typing import Any
 from gateway.rollout import RolloutController
 from models.rollout import RolloutState
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "ACTUAL_MAP",
     "DESIRED_MAP",
+    "ROTATION_MAP",
     "ControlPlane",
     "ConvergenceWaiter",
     "ReplicaReport",
+    "Rotation",
     "change_desired",
     "read_desired",
     "read_reports",
@@ -51,6 +62,7 @@ __all__ = [
 
 DESIRED_MAP = "scoregate-rollout-desired"
 ACTUAL_MAP = "scoregate-rollout-actual"
+ROTATION_MAP = "scoregate-rollout-rotation"
 
 
 @dataclass(frozen=True)
@@ -158,6 +170,64 @@ class ConvergenceWaiter:
         self.close()
 
 
+class Rotation:
+    """How a replica leaves its clients' rotation while it loads (module docstring, rule 4).
+
+    The server attaches what it does to leave and come back once it serves (:meth:`attach`); until then (the
+    replica converging before it serves) a load needs no rotation. ``drain_s``: how long clients get to move away
+    (their health checks' period and the calls in flight); ``wait_s``: how long to wait for another replica to come
+    back before loading in rotation anyway (availability first); ``lease_s``: the most one replica stays out.
+    """
+
+    def __init__(self, drain_s: float, *, wait_s: float = 120.0, lease_s: float = 300.0) -> None:
+        if drain_s < 0 or wait_s < 0 or lease_s <= 0:
+            raise ValueError(f"drain_s and wait_s must be >= 0 and lease_s > 0, got {drain_s}, {wait_s}, {lease_s}")
+        self.drain_s = drain_s
+        self.wait_s = wait_s
+        self.lease_s = lease_s
+        self._leave: Callable[[], None] | None = None
+        self._rejoin: Callable[[], None] | None = None
+        #: (event, monotonic time) of every leave and rejoin, for reports and tests.
+        self.events: list[tuple[str, float]] = []
+
+    def attach(self, leave: Callable[[], None], rejoin: Callable[[], None]) -> None:
+        self._leave, self._rejoin = leave, rejoin
+
+    @property
+    def attached(self) -> bool:
+        return self._leave is not None
+
+    @contextlib.contextmanager
+    def out(self, locks: Any, key: str) -> Iterator[None]:
+        """Out of rotation for the block: take the cluster's turn (``locks``: a blocking Hazelcast map), leave,
+        drain, run the block, come back, give the turn back."""
+        leave, rejoin = self._leave, self._rejoin
+        if leave is None or rejoin is None:
+            yield
+            return
+        turn = False
+        try:
+            turn = bool(locks.try_lock(key, lease_time=self.lease_s, timeout=self.wait_s))
+        except Exception as exc:  # the cluster is failing over: load in rotation rather than not at all
+            log.warning("rotation: cannot take the cluster's turn (%s); loading in rotation", exc)
+        if not turn:
+            log.warning("rotation: another replica kept the turn for %.1f s; loading in rotation", self.wait_s)
+            yield
+            return
+        try:
+            leave()
+            self.events.append(("leave", time.monotonic()))
+            time.sleep(self.drain_s)
+            yield
+        finally:
+            try:
+                rejoin()
+                self.events.append(("rejoin", time.monotonic()))
+            finally:
+                with contextlib.suppress(Exception):  # the lease frees it if this fails
+                    locks.unlock(key)
+
+
 class ControlPlane:
     """One replica's side of the control plane (see the module docstring)."""
 
@@ -169,14 +239,17 @@ class ControlPlane:
         *,
         resync_s: float = 1.0,
         load_timeout_s: float | None = None,
+        rotation: Rotation | None = None,
     ) -> None:
         self.client = client
         self.controller = controller
         self.replica = replica
         self.resync_s = resync_s
         self.load_timeout_s = load_timeout_s
+        self.rotation = rotation
         self._desired = client.get_map(DESIRED_MAP).blocking()
         self._actual = client.get_map(ACTUAL_MAP).blocking()
+        self._rotation_locks = client.get_map(ROTATION_MAP).blocking() if rotation is not None else None
         self._lock = threading.Lock()
         self._wanted: dict[str, str] = {}
         self._acted: dict[str, int] = {}
@@ -234,15 +307,28 @@ class ControlPlane:
         """Apply every desired state newer than what this replica acted on; returns how many it applied."""
         with self._lock:
             wanted = dict(self._wanted)
-        applied = 0
+        due: list[RolloutState] = []
         for name, text in sorted(wanted.items()):
             try:
                 state = RolloutState.from_json(text)
             except (ValueError, TypeError) as exc:
                 self._report_invalid(name, f"unreadable desired state: {exc}")
                 continue
-            if state.revision <= self._acted.get(name, -1):
-                continue
+            if state.revision > self._acted.get(name, -1):
+                due.append(state)
+        if not due:
+            return 0
+        serving = set(self.controller.engine.refs())
+        loads = any(f"{s.name}@{v}" not in serving for s in due for v in s.versions)
+        if loads and self.rotation is not None and self._rotation_locks is not None:
+            with self.rotation.out(self._rotation_locks, "turn"):
+                return self._apply(due)
+        return self._apply(due)
+
+    def _apply(self, due: list[RolloutState]) -> int:
+        applied = 0
+        for state in due:
+            name = state.name
             self._acted[name] = state.revision
             result = self.controller.apply(state, self.load_timeout_s)
             serving = result.state or self.controller.state(name)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the CLI builds its parser from this module: no ONNX Runtime import for --help
     from gateway.engine import Engine
+    from gateway.rollout_control import Rotation
 
 __all__ = ["ModelSource", "add_source_arguments", "open_engine", "source_from"]
 
@@ -103,13 +104,17 @@ def source_from(args: argparse.Namespace) -> ModelSource:
 
 
 @contextlib.contextmanager
-def open_engine(source: ModelSource, *, timeout_s: float = 120.0) -> Iterator[Engine]:
+def open_engine(source: ModelSource, *, timeout_s: float = 120.0, rotation: Rotation | None = None) -> Iterator[Engine]:
     """The engine ``source`` names, loaded, with its lifecycle running; closed (control plane first) on exit.
 
     With a cluster, the replica has applied the desired state of every model before this yields, so the server
     starts serving what the cluster wants (a version rolled back there does not serve here, even for a moment).
+    ``rotation``: how the replica leaves its clients' rotation to load (the server attaches itself once it serves).
     """
     from gateway.engine import Engine
+
+    if rotation is not None and source.cluster is None:
+        raise ValueError("leaving the rotation to load is for cluster replicas: give --cluster")
 
     with contextlib.ExitStack() as stack:  # closes in reverse: control plane, controller, client, engine
         if source.models is not None:
@@ -127,7 +132,9 @@ def open_engine(source: ModelSource, *, timeout_s: float = 120.0) -> Iterator[En
             stack.callback(_shutdown_quietly, client)
             controller = RolloutController(engine)
             stack.callback(controller.close)
-            plane = ControlPlane(client, controller, source.replica_name, resync_s=source.resync_s).start()
+            plane = ControlPlane(
+                client, controller, source.replica_name, resync_s=source.resync_s, rotation=rotation
+            ).start()
             stack.callback(plane.close)
         yield engine
 

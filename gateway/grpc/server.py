@@ -146,6 +146,7 @@ class GrpcServer:
         self._services: list[GrpcService] = [inference_service(self.inference), *services]
         self._server: grpc.Server | None = None
         self._health: Any = None
+        self._health_names: list[str] = []
         self.port = 0
 
     @property
@@ -188,10 +189,32 @@ class GrpcServer:
             raise OSError(f"cannot listen on {address}")
         server.start()
         self._server, self.port = server, port
-        self._serving.set()
-        for name in ["", *names]:
-            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._health_names = ["", *names]
+        self._set_health(serving=True)
         return self
+
+    def _set_health(self, serving: bool) -> None:
+        from grpc_health.v1 import health_pb2
+
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        if serving:
+            self._serving.set()
+        else:
+            self._serving.clear()
+        for name in self._health_names:
+            self._health.set(name, status)
+
+    def leave_rotation(self) -> None:
+        """Health NOT_SERVING and ``ServerReady`` false, still answering every call: clients that watch health
+        (a load balancer, gRPC's client-side health checking) send new calls to other replicas. What a replica
+        does while it loads a version (:class:`gateway.rollout_control.Rotation`)."""
+        if self._server is not None:
+            self._set_health(serving=False)
+
+    def rejoin_rotation(self) -> None:
+        """Health SERVING and ready again (unless the server stopped)."""
+        if self._server is not None:
+            self._set_health(serving=True)
 
     def _add_reflection(self, server: grpc.Server, names: list[str], health_file: bytes) -> None:
         from google.protobuf import descriptor_pool
@@ -234,19 +257,24 @@ def serve(
     options: GrpcServerOptions,
     pipeline_demo: str | Path | None = None,
     metrics_port: int | None = None,
+    rotate_out_s: float | None = None,
 ) -> int:
     """Serve ``source``'s models (a model directory, or a :class:`gateway.sources.ModelSource`: the artifact store,
     a cluster replica) until SIGTERM or SIGINT; one line is printed once listening. With ``pipeline_demo`` (a built
     demo directory), also serve ``scoregate.v1.AdDecisionService`` over its pipeline; with ``metrics_port``,
     Prometheus ``/metrics`` on ``options.host`` at that port (0: a free one; see
-    :class:`gateway.monitoring.endpoint.MetricsEndpoint`)."""
+    :class:`gateway.monitoring.endpoint.MetricsEndpoint`). With ``rotate_out_s`` (a cluster replica), the server
+    leaves its clients' rotation for each load, one replica of the cluster at a time, after draining that long
+    (:class:`gateway.rollout_control.Rotation`)."""
     from gateway.monitoring.endpoint import metrics_endpoint
+    from gateway.rollout_control import Rotation
 
     source = source if isinstance(source, ModelSource) else ModelSource(models=Path(source))
+    rotation = Rotation(rotate_out_s) if rotate_out_s is not None else None
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with open_engine(source) as engine, contextlib.ExitStack() as closing:
+        with open_engine(source, rotation=rotation) as engine, contextlib.ExitStack() as closing:
             services: list[GrpcService] = []
             if pipeline_demo is not None:
                 from gateway.grpc.decision import decision_service
@@ -259,6 +287,8 @@ def serve(
                 GrpcServer(engine, options, services) as server,
                 metrics_endpoint(engine, options.host, metrics_port) as metrics,
             ):
+                if rotation is not None:
+                    rotation.attach(server.leave_rotation, server.rejoin_rotation)
                 freeze_startup_heap()
                 scheme = "TLS" if options.tls_cert else "plaintext"
                 auth = ", bearer token required" if options.token else ""

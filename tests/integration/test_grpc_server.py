@@ -10,7 +10,7 @@ import datetime
 import ipaddress
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -407,6 +407,55 @@ def test_call_whose_deadline_passed_while_queued_is_not_scored(demo_dir: Path) -
         assert stub.ModelInfer(request, timeout=WAIT_S).outputs
         assert gated.calls == 2
     engine.close()
+
+
+def test_a_server_out_of_rotation_still_answers_but_health_checking_clients_go_elsewhere(demo_dir: Path) -> None:
+    """What a replica does while it loads (gateway.rollout_control.Rotation): health NOT_SERVING and not ready, and
+    a real gRPC client with client-side health checking over two servers sends every call to the other one."""
+    import json
+    from collections import Counter
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    engines = [Engine([ModelRuntime.load(_model_path(demo_dir, GBDT), name=GBDT, version=v)]) for v in ("1", "2")]
+    servers = [GrpcServer(e, GrpcServerOptions(port=0, workers=2)).start() for e in engines]
+    config = {"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": ""}}
+    target = "ipv4:" + ",".join(s.address for s in servers)
+    x = _rows(2)
+    try:
+        with (
+            grpc.insecure_channel(target, options=[("grpc.service_config", json.dumps(config))]) as balanced,
+            grpc.insecure_channel(servers[0].address) as direct,
+        ):
+            stub = InferenceStub(balanced)
+
+            def served(calls: int) -> Counter[str]:
+                request = infer_request(GBDT, {"features": x})
+                return Counter(stub.ModelInfer(request, timeout=WAIT_S).model_version for _ in range(calls))
+
+            def until(want: Callable[[Counter[str]], bool]) -> None:
+                give_up = time.monotonic() + WAIT_S
+                while not want(seen := served(20)):
+                    assert time.monotonic() < give_up, seen
+
+            until(lambda seen: set(seen) == {"1", "2"})  # round robin over both
+            servers[0].leave_rotation()
+            health = health_pb2_grpc.HealthStub(direct).Check(health_pb2.HealthCheckRequest(), timeout=WAIT_S)
+            assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert not InferenceStub(direct).ServerReady(pb.ServerReadyRequest(), timeout=WAIT_S).ready
+            answer = InferenceStub(direct).ModelInfer(infer_request(GBDT, {"features": x}), timeout=WAIT_S)
+            assert answer.model_version == "1"  # out of rotation, a call that still comes is answered
+            until(lambda seen: seen == Counter({"2": 20}))
+            assert served(100) == Counter({"2": 100})
+            servers[0].rejoin_rotation()
+            health = health_pb2_grpc.HealthStub(direct).Check(health_pb2.HealthCheckRequest(), timeout=WAIT_S)
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+            until(lambda seen: set(seen) == {"1", "2"})
+    finally:
+        for server in servers:
+            server.stop(grace_s=1.0)
+        for e in engines:
+            e.close()
 
 
 def test_stopped_server_is_not_ready_and_refuses_calls(engine: Engine) -> None:

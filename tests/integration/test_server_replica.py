@@ -4,9 +4,11 @@ members, a real server process, tritonclient."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _start(
-    cluster: list[HazelcastMember], store: Path, command: str, replica: str
+    cluster: list[HazelcastMember], store: Path, command: str, replica: str, *extra: str
 ) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [
@@ -59,6 +61,7 @@ def _start(
             ",".join(m.address for m in cluster),
             "--replica",
             replica,
+            *extra,
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -127,6 +130,49 @@ def test_a_grpc_server_follows_the_clusters_rollouts(
         _wait_report(cluster_client, "g1", promoted)
         assert set(_versions(triton, keys[:20]).values()) == {"2"}
         triton.close()
+    finally:
+        code = _stop(proc)
+    assert code == 0
+
+
+def test_a_grpc_replica_leaves_the_rotation_while_it_loads(
+    cluster: list[HazelcastMember], store: Path, cluster_client: Any
+) -> None:
+    """``--rotate-out-s``: health goes NOT_SERVING before the load of a new version and SERVING after it; calls
+    that still come in the meantime are answered."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    change_desired(cluster_client, MODEL, lambda cur: RolloutState(MODEL, "1"))
+    proc, address = _start(cluster, store, "serve-grpc", "g2", "--rotate-out-s", "0.3")
+    statuses: list[int] = []
+    try:
+        with grpc.insecure_channel(address) as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=120)
+
+            def follow() -> None:
+                with contextlib.suppress(grpc.RpcError):  # cancelled at the end
+                    for update in watch:
+                        statuses.append(update.status)
+
+            follower = threading.Thread(target=follow, daemon=True)
+            follower.start()
+            triton = tritonclient_grpc.InferenceServerClient(address)
+            canary = change_desired(cluster_client, MODEL, lambda cur: RolloutState(MODEL, "1", "2", canary_pct=40.0))
+            while not read_reports(cluster_client, MODEL) or not any(
+                r.replica == "g2" and r.revision >= canary.revision for r in read_reports(cluster_client, MODEL)
+            ):
+                assert set(_versions(triton, ["user-1"]).values()) <= {"1", "2"}  # answered throughout
+            _wait_report(cluster_client, "g2", canary)
+            give_up = time.monotonic() + 30
+            serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+            while statuses[-1:] != [serving] or not_serving not in statuses:
+                assert time.monotonic() < give_up, statuses
+                time.sleep(0.01)
+            assert statuses == [serving, not_serving, serving], statuses  # left once, for the load, and came back
+            assert triton.is_server_ready()
+            triton.close()
+            watch.cancel()
     finally:
         code = _stop(proc)
     assert code == 0
