@@ -34,6 +34,7 @@ EXTERNAL: dict[str, str] = {
     "jmh": "perf.suites.jmh",
     "hotswap": "perf.suites.hotswap",
     "rollout": "perf.suites.rollout",
+    "rotation": "perf.suites.rotation",
     "pipeline": "perf.suites.pipeline",
 }
 
