@@ -67,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
         help="batches that score in less than this keep to the worker already scoring instead of waking another "
         "(the workers share one GIL; default %(default)s; 0: never)",
     )
+    serve.add_argument(
+        "--spare-models",
+        type=int,
+        default=32,
+        help="model names that may be deployed after start and served to Java without a restart (default "
+        "%(default)s; a new name must be no wider than the widest model at start)",
+    )
     serve.add_argument("--jvm-arg", action="append", default=[], help="JVM option, repeatable (e.g. -Xmx2g)")
     add_metrics_port_argument(serve, "127.0.0.1")
     serve.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the Java main class (after --)")
@@ -249,7 +256,12 @@ def _serve(args: argparse.Namespace, source: ModelSource) -> int:
     with open_engine(source) as engine:
         start_jvm([p for p in args.classpath.split(":") if p], args.jvm_arg)
         java_args = args.args[1:] if args.args[:1] == ["--"] else args.args
-        options = InProcessOptions(workers=args.workers, max_delay_us=args.max_delay_us, gather_us=args.gather_us)
+        options = InProcessOptions(
+            workers=args.workers,
+            max_delay_us=args.max_delay_us,
+            gather_us=args.gather_us,
+            spare_models=args.spare_models,
+        )
         with (
             InProcessHost(engine, options) as host,
             metrics_endpoint(engine, "127.0.0.1", args.metrics_port) as metrics,

@@ -34,7 +34,6 @@ from __future__ import annotations
 import gc
 import itertools
 import os
-import shutil
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -47,6 +46,7 @@ from perf.harness import Result, new_histogram, record_latencies
 from perf.loadgen import OpenLoop
 from perf.report import document_rows
 from perf.suites import ExternalSuite
+from perf.suites.demo_store import two_version_store
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = ROOT / "build" / "demo"
@@ -87,16 +87,7 @@ def rss_bytes() -> int:
 
 
 def _prepare_store() -> Any:
-    from models.demo import build_demo
-    from models.demo.publish import publish_demo
-    from models.store import ArtifactStore
-
-    build_demo(DEMO_DIR, progress=False)
-    shutil.rmtree(STORE_DIR, ignore_errors=True)
-    store = ArtifactStore(STORE_DIR)
-    for version in ("1", "2"):
-        publish_demo(DEMO_DIR, store, version)
-    return store
+    return two_version_store(STORE_DIR)
 
 
 def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:

@@ -23,7 +23,6 @@ Both modes time 50 rollouts (each takes tens of milliseconds); quick mode has fe
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from perf.harness import Result, new_histogram, record_latencies
 from perf.loadgen import OpenLoop
 from perf.report import document_rows
 from perf.suites import ExternalSuite
+from perf.suites.demo_store import constant, stop_processes, two_version_store
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = ROOT / "build" / "demo"
@@ -63,16 +63,7 @@ class RolloutPlan:
 
 
 def _prepare_store() -> Any:
-    from models.demo import build_demo
-    from models.demo.publish import publish_demo
-    from models.store import ArtifactStore
-
-    build_demo(DEMO_DIR, progress=False)
-    shutil.rmtree(STORE_DIR, ignore_errors=True)
-    store = ArtifactStore(STORE_DIR)
-    for version in ("1", "2"):
-        publish_demo(DEMO_DIR, store, version, names=[MODEL, "pctr_lr"])
-    return store
+    return two_version_store(STORE_DIR, names=[MODEL, "pctr_lr"])
 
 
 def _states(rounds: int) -> list[Any]:
@@ -85,11 +76,6 @@ def _states(rounds: int) -> list[Any]:
         RolloutState(MODEL, "1"),
     ]
     return [cycle[i % len(cycle)] for i in range(rounds)]
-
-
-def _constant(state: Any) -> Any:
-    """A desired-state change that sets ``state`` whatever was there."""
-    return lambda _current: state
 
 
 def _converge(plan: RolloutPlan, show_progress: bool) -> list[float]:
@@ -127,7 +113,7 @@ def _converge(plan: RolloutPlan, show_progress: bool) -> list[float]:
         seconds: list[float] = []
         for state in tqdm(_states(plan.rollouts), desc="perf rollout", unit="rollout", disable=not show_progress):
             start = time.perf_counter()
-            wanted = change_desired(client, MODEL, _constant(state))
+            wanted = change_desired(client, MODEL, constant(state))
             reports = waiter.wait(MODEL, wanted.revision, REPLICAS, timeout=120)
             seconds.append(time.perf_counter() - start)
             if len(reports) < REPLICAS or not all(r.ok for r in reports):
@@ -137,17 +123,7 @@ def _converge(plan: RolloutPlan, show_progress: bool) -> list[float]:
     finally:
         if client is not None:
             client.shutdown()
-        for proc in procs:
-            if proc.stdin is not None:
-                proc.stdin.close()
-        for proc in procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+        stop_processes(procs, lambda proc: proc.stdin.close() if proc.stdin is not None else None)
         for member in members:
             member.stop()
 

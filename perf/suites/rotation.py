@@ -26,7 +26,6 @@ the whole cost; on a machine per replica (a fleet) it would be. Quick mode (CI):
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -41,6 +40,7 @@ from perf.harness import Result, new_histogram, record_latencies
 from perf.loadgen import OpenLoop
 from perf.report import document_rows
 from perf.suites import ExternalSuite
+from perf.suites.demo_store import constant, stop_processes, two_version_store
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = ROOT / "build" / "demo"
@@ -67,16 +67,9 @@ class RotationPlan:
 
 
 def _prepare_store() -> list[str]:
-    from models.demo import build_demo
-    from models.demo.publish import publish_demo
-    from models.store import ArtifactStore
-
-    build_demo(DEMO_DIR, progress=False)
-    shutil.rmtree(STORE_DIR, ignore_errors=True)
-    store = ArtifactStore(STORE_DIR)
-    for version in ("1", "2"):
-        published = publish_demo(DEMO_DIR, store, version)
-    return sorted({p.id.name for p in published})
+    """The store; returns the model names."""
+    store = two_version_store(STORE_DIR)
+    return list(store.names())
 
 
 def _start_replica(cluster: str, members: str, name: str) -> tuple[subprocess.Popen[str], str]:
@@ -123,11 +116,6 @@ class _Client:
                 self.errors.append(f"{exc.code()}: {exc.details()}")
 
 
-def _setter(state: Any) -> Any:
-    """A desired-state change that sets ``state`` whatever was there."""
-    return lambda _current: state
-
-
 def _deploy(client: Any, names: list[str], version: str, replicas: int = REPLICAS) -> float:
     """Move every model to ``version`` (one desired-state change each, back to back); seconds until ``replicas``
     replicas reported every change."""
@@ -136,7 +124,7 @@ def _deploy(client: Any, names: list[str], version: str, replicas: int = REPLICA
 
     start = time.perf_counter()
     with ConvergenceWaiter(client) as waiter:
-        wanted = [change_desired(client, n, _setter(RolloutState(n, version))) for n in names]
+        wanted = [change_desired(client, n, constant(RolloutState(n, version))) for n in names]
         for state in wanted if replicas else ():
             reports = waiter.wait(state.name, state.revision, replicas, timeout=120)
             if len(reports) < replicas or not all(r.ok for r in reports):
@@ -213,16 +201,7 @@ def run(quick: bool, forks: int | None, show_progress: bool) -> dict[str, Any]:
     finally:
         if client is not None:
             client.shutdown()
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+        stop_processes(procs, subprocess.Popen.terminate)
         for member in members:
             member.stop()
 
