@@ -305,6 +305,20 @@ class ControlPlane:
 
     def step(self) -> int:
         """Apply every desired state newer than what this replica acted on; returns how many it applied."""
+        due = self._due()
+        if not due:
+            return 0
+        serving = set(self.controller.engine.refs())
+        loads = any(f"{s.name}@{v}" not in serving for s in due for v in s.versions)
+        if loads and self.rotation is not None and self._rotation_locks is not None:
+            with self.rotation.out(self._rotation_locks, "turn"):
+                # Read again after the drain: the rest of a deploy of several models, written back to back, loads
+                # in the same window instead of taking the replica out once per model.
+                return self._apply(self._due())
+        return self._apply(due)
+
+    def _due(self) -> list[RolloutState]:
+        """The desired states newer than what this replica acted on (unreadable ones are reported, not returned)."""
         with self._lock:
             wanted = dict(self._wanted)
         due: list[RolloutState] = []
@@ -316,14 +330,7 @@ class ControlPlane:
                 continue
             if state.revision > self._acted.get(name, -1):
                 due.append(state)
-        if not due:
-            return 0
-        serving = set(self.controller.engine.refs())
-        loads = any(f"{s.name}@{v}" not in serving for s in due for v in s.versions)
-        if loads and self.rotation is not None and self._rotation_locks is not None:
-            with self.rotation.out(self._rotation_locks, "turn"):
-                return self._apply(due)
-        return self._apply(due)
+        return due
 
     def _apply(self, due: list[RolloutState]) -> int:
         applied = 0

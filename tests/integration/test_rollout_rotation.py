@@ -33,8 +33,9 @@ DRAIN_S = 0.2
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("rotation")
     store = ArtifactStore(root / "store")
-    for version, bias in TWO_VERSIONS.items():
-        store.publish(package_dir(root / "src", "pctr", version, bias=bias))
+    for name in ("pctr", "pcvr", "pcomp"):
+        for version, bias in TWO_VERSIONS.items():
+            store.publish(package_dir(root / "src", name, version, bias=bias))
     return root / "store"
 
 
@@ -83,11 +84,13 @@ def replicas(cluster: list[Any], store: Path) -> Iterator[list[_Replica]]:
             r.close()
 
 
-def _want(client: Any, state: RolloutState, replicas: int) -> None:
-    """Make ``state`` the cluster's wish (whatever it was) and wait for ``replicas`` replicas to serve it."""
-    wanted = change_desired(client, "pctr", lambda cur: state)
-    reports = wait_converged(client, "pctr", wanted.revision, replicas, timeout=60)
-    assert len(reports) >= replicas and all(r.ok for r in reports if r.revision == wanted.revision), reports
+def _want(client: Any, state: RolloutState, replicas: int, *more: RolloutState) -> None:
+    """Make ``state`` (and ``more``, written right after) the cluster's wish, whatever it was, and wait for
+    ``replicas`` replicas to serve them."""
+    wanted = [change_desired(client, s.name, lambda cur, s=s: s) for s in (state, *more)]
+    for w in wanted:
+        reports = wait_converged(client, w.name, w.revision, replicas, timeout=60)
+        assert len(reports) >= replicas and all(r.ok for r in reports if r.revision == w.revision), reports
 
 
 def test_replicas_leave_the_rotation_to_load_one_at_a_time(replicas: list[_Replica], cluster_client: Any) -> None:
@@ -109,6 +112,11 @@ def test_replicas_leave_the_rotation_to_load_one_at_a_time(replicas: list[_Repli
     windows = sorted(w for r in replicas for w in r.out_windows())
     for (_, end), (start, _) in itertools.pairwise(windows):
         assert end <= start, f"two replicas out of rotation at once: {windows}"
+
+    # A deploy of two models written back to back: each replica leaves once and loads both in that window.
+    _want(cluster_client, RolloutState("pcvr", "1"), REPLICAS, RolloutState("pcomp", "1"))
+    assert all(len(r.out_windows()) == 3 for r in replicas), [r.out_windows() for r in replicas]
+    assert all(r.engine.manager.live()["pcvr"] == r.engine.manager.live()["pcomp"] == "1" for r in replicas)
 
 
 def test_a_turn_held_too_long_loads_in_rotation_and_says_so(
