@@ -193,10 +193,6 @@ class Rotation:
     def attach(self, leave: Callable[[], None], rejoin: Callable[[], None]) -> None:
         self._leave, self._rejoin = leave, rejoin
 
-    @property
-    def attached(self) -> bool:
-        return self._leave is not None
-
     @contextlib.contextmanager
     def out(self, locks: Any, key: str) -> Iterator[None]:
         """Out of rotation for the block: take the cluster's turn (``locks``: a blocking Hazelcast map), leave,

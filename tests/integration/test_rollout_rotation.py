@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 from lifecycle_builders import TWO_VERSIONS, package_dir
 
+from gateway.cli import main
 from gateway.engine import Engine
 from gateway.rollout import RolloutController
 from gateway.rollout_control import ROTATION_MAP, ControlPlane, Rotation, change_desired, wait_converged
+from gateway.sources import ModelSource, open_engine
 from models.manager import ManagerOptions
 from models.rollout import RolloutState
 from models.store import ArtifactStore
@@ -148,8 +150,18 @@ def test_a_turn_held_too_long_loads_in_rotation_and_says_so(
         replica.close()
 
 
-def test_rotation_options_are_checked() -> None:
+def test_rotation_options_are_checked(capsys: pytest.CaptureFixture[str], demo_dir: Path) -> None:
     with pytest.raises(ValueError, match="drain_s"):
         Rotation(-1.0)
     with pytest.raises(ValueError, match="lease_s"):
         Rotation(0.1, lease_s=0)
+    with (
+        pytest.raises(ValueError, match="give --cluster"),
+        open_engine(ModelSource(models=demo_dir / "models"), rotation=Rotation(0)),
+    ):
+        pass
+    # The CLI refuses before loading anything: no cluster, or a negative drain.
+    cluster = ["--store", str(demo_dir), "--cluster", "c", "--members", "127.0.0.1:1"]
+    for where, drain in ((["--models", str(demo_dir / "models")], "1"), (cluster, "-1")):
+        assert main(["serve-grpc", "--port", "0", *where, "--rotate-out-s", drain]) == 2
+        assert "--rotate-out-s needs --cluster and a drain of 0 s or more" in capsys.readouterr().err
